@@ -1,0 +1,68 @@
+"""`sousa-hf`: the suite's command line. Subcommands stay thin; the work lives in the package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .data.errors import SousaDataError
+
+
+def _data_synth(args: argparse.Namespace) -> None:
+    from .data.synthetic import make_synthetic_sousa
+
+    path = make_synthetic_sousa(args.out_dir, num_samples=args.samples, seed=args.seed, overwrite=args.overwrite,
+                                num_proc=args.num_proc)
+    print(f"wrote synthetic SOUSA ({args.samples} samples, seed {args.seed}) to {path}")
+
+
+def _data_summary(args: argparse.Namespace) -> None:
+    from .data.loading import load_sousa
+    from .data.summary import describe_batch, summarize
+
+    splits = load_sousa(args.source, config=args.config)
+    print(f"SOUSA from {args.source} (config {args.config!r}): schema and split leakage checked\n")
+    print(summarize(splits))
+    if args.show_batch:
+        if "audio" not in splits["train"].column_names:
+            raise SousaDataError(f"--show-batch needs the 'audio' config, not {args.config!r}")
+        print(f"\nFirst batch of decoded audio (train, {args.show_batch} clips):")
+        print(describe_batch(splits["train"], args.show_batch))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sousa-hf", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="make, inspect and check SOUSA data")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+
+    synth = data_commands.add_parser("synth", help="write a synthetic SOUSA in the Hub layout (offline)")
+    synth.add_argument("out_dir", help="folder to write (configs audio, midi_only, labels_only + auxiliary)")
+    synth.add_argument("--samples", type=int, default=200, help="number of clips (default 200)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same data")
+    synth.add_argument("--overwrite", action="store_true", help="replace out_dir if it exists")
+    synth.add_argument("--num-proc", type=int, default=None, help="processes rendering audio (default: all cores)")
+    synth.set_defaults(run=_data_synth)
+
+    summary = data_commands.add_parser("summary", help="load a SOUSA source, check it and print its counts")
+    summary.add_argument("source", help="Hub id (zkeown/sousa), a folder in the Hub layout, or Parquet files")
+    summary.add_argument("--config", default="audio", choices=("audio", "midi_only", "labels_only"))
+    summary.add_argument("--show-batch", type=int, default=0, metavar="N",
+                         help="also decode and describe the first N training clips")
+    summary.set_defaults(run=_data_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except SousaDataError as err:
+        print(f"sousa-hf: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
