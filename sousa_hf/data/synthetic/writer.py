@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -177,11 +178,11 @@ def _render_group(group: _Group) -> tuple[list[dict], list[dict], list[dict]]:
             "aug_room_wet_dry": preset.wet_dry,
             "aug_mic_distance": preset.mic_distance,
             "aug_mic_type": preset.mic_type,
-            "aug_compression_ratio": preset.compression_ratio,
-            "aug_noise_level_db": preset.noise_level_db,
+            "aug_compression_ratio": _nan_if_none(preset.compression_ratio),
+            "aug_noise_level_db": _nan_if_none(preset.noise_level_db),
             "aug_bit_depth": None,
             "aug_sample_rate": None,
-            **scores,
+            **{name: _nan_if_none(value) for name, value in scores.items()},
             # As upstream: only the first variant of an augmentation group carries the MIDI.
             "midi": midi if i == 0 else None,
             "audio": {"bytes": audio, "path": f"{sample_id}.flac"},
@@ -189,6 +190,11 @@ def _render_group(group: _Group) -> tuple[list[dict], list[dict], list[dict]]:
         strokes.extend(_stroke_rows(performance, sample_id))
         measures.extend(_measure_rows(performance, sample_id))
     return rows, strokes, measures
+
+
+def _nan_if_none(value: float | None) -> float:
+    """The real data stores a missing score or augmentation setting as NaN, not as an Arrow null."""
+    return math.nan if value is None else value
 
 
 def _stroke_rows(perf: Performance, sample_id: str) -> list[dict]:
