@@ -6,7 +6,7 @@ import glob
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import datasets
 from datasets import Audio, Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict, Value
@@ -17,9 +17,9 @@ from .errors import SousaDataError
 from .schema import CONFIGS, SPLITS, check_features
 from .tier_confidence import tier_confidence
 
-SousaSource = Union[str, os.PathLike, Sequence[str], Mapping[str, Any], Dataset, DatasetDict, IterableDataset,
-                    IterableDatasetDict]
-AnyDataset = Union[Dataset, IterableDataset]
+SousaSource = (str | os.PathLike | Sequence[str] | Mapping[str, Any] | Dataset | DatasetDict | IterableDataset
+               | IterableDatasetDict)
+AnyDataset = Dataset | IterableDataset
 
 HUB_ID = "zkeown/sousa"
 LEAKAGE_COLUMNS = ("profile_id", "augmentation_group_id")

@@ -102,7 +102,10 @@ def render_performance(onsets_ms: np.ndarray, velocities: np.ndarray, duration_s
 def apply_preset(dry: np.ndarray, preset: RoomPreset, rng: np.random.Generator) -> np.ndarray:
     """`(samples, 2)` stereo float32: room reverb, mic distance and type, compression, noise."""
     # Distance and a dynamic mic both darken the sound: a low-pass whose cutoff drops with distance.
-    cutoff = 16_000 / (1 + preset.mic_distance) if preset.mic_type == "dynamic" else 18_000 / (1 + 0.3 * preset.mic_distance)
+    if preset.mic_type == "dynamic":
+        cutoff = 16_000 / (1 + preset.mic_distance)
+    else:
+        cutoff = 18_000 / (1 + 0.3 * preset.mic_distance)
     b, a = signal.butter(2, min(cutoff, 0.45 * SAMPLING_RATE), fs=SAMPLING_RATE)
     close = signal.lfilter(b, a, dry).astype(np.float32) / (1 + 0.3 * preset.mic_distance)
 
