@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile
 
-from sousa_hf import SKILL_TIERS, SousaDataError, load_sousa, make_synthetic_sousa
+from sousa_hf import SKILL_TIERS, SousaDataError, class_weights, load_sousa, make_synthetic_sousa
 from sousa_hf.data.schema import CONFIGS, SPLITS
 
 
@@ -93,9 +93,11 @@ def test_audio_is_stereo_24_bit_flac_whose_energy_follows_the_strokes(synthetic_
     assert np.median(at_strokes) > 5 * between
 
 
-def test_skill_is_learnable_scores_and_errors_follow_the_tier(tmp_path):
-    path = make_synthetic_sousa(tmp_path / "s", num_samples=96, seed=3)
+def test_demo_sized_data_has_learnable_skill_and_every_class_in_training(tmp_path):
+    path = make_synthetic_sousa(tmp_path / "s", num_samples=200, seed=0)
     labels = load_sousa(path, "labels_only")
+    for task in ("skill4", "skill_binary", "rudiment40"):
+        assert np.all(class_weights(labels["train"], task) > 0), f"{task}: a class is missing from training"
     rows = [row for split in labels.values() for row in split]
     strokes = pq.read_table(f"{path}/auxiliary/strokes.parquet").to_pandas()
     error_by_sample = strokes[~strokes.is_grace_note].groupby("sample_id").timing_error_ms.apply(

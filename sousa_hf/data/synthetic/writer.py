@@ -124,20 +124,21 @@ def _plan(num_samples: int, rng: np.random.Generator) -> list[_Group]:
 
     per_profile = np.full(len(profile_splits), num_samples // len(profile_splits))
     per_profile[: num_samples % len(profile_splits)] += 1
-    rudiment_order = list(rng.permutation(RUDIMENTS))
+    # Each split walks its own shuffled cycle of the 40 rudiments, so the training split covers all
+    # of them as soon as it has 40 performances (the 40-class task needs every class in training).
+    rudiment_cycles: dict[str, list[str]] = {split: [] for split in SPLITS}
     presets = list(PRESETS)
     groups: list[_Group] = []
     group_seeds = iter(np.random.SeedSequence(int(rng.integers(2**63))).spawn(num_samples))
     for (profile, split), count in zip(profile_splits, per_profile):
         remaining = int(count)
         while remaining:
+            if not rudiment_cycles[split]:
+                rudiment_cycles[split] = [str(slug) for slug in rng.permutation(RUDIMENTS)]
             size = int(min(remaining, rng.integers(1, 4)))  # 1-3 rendered variants of one performance
-            rudiment = rudiment_order.pop() if rudiment_order else str(rng.choice(RUDIMENTS))
-            chosen = tuple(rng.choice(presets, size=size, replace=False))
-            groups.append(_Group(profile, split, str(rudiment), chosen, next(group_seeds)))
+            chosen = tuple(str(p) for p in rng.choice(presets, size=size, replace=False))
+            groups.append(_Group(profile, split, rudiment_cycles[split].pop(), chosen, next(group_seeds)))
             remaining -= size
-            if not rudiment_order:
-                rudiment_order = list(rng.permutation(RUDIMENTS))
     return groups
 
 
