@@ -108,15 +108,6 @@ def test_demo_sized_data_has_learnable_skill_and_every_class_in_training(tmp_pat
     assert mean_error == sorted(mean_error, reverse=True), f"timing error must shrink with the tier: {mean_error}"
 
 
-def test_timing_accuracy_is_the_published_formula_of_the_stroke_errors(synthetic_dir):
-    rows = pq.read_table(synthetic_dir / "labels_only" / "test-00000-of-00001.parquet").to_pylist()
-    strokes = pq.read_table(synthetic_dir / "auxiliary" / "strokes.parquet").to_pandas()
-    for row in rows:
-        errors = strokes[(strokes.sample_id == row["sample_id"]) & ~strokes.is_grace_note].timing_error_ms
-        mean_abs = np.abs(errors).mean()
-        assert row["timing_accuracy"] == pytest.approx(100 / (1 + np.exp((mean_abs - 25) / 10)))
-
-
 def test_nullable_scores_follow_the_rudiment_family(synthetic_dir):
     from sousa_hf import RUDIMENT_FAMILY
 

@@ -217,7 +217,7 @@ def _stroke_rows(perf: Performance, sample_id: str) -> list[dict]:
             "is_grace_note": bool(parent >= 0),
             "is_accent": bool(perf.kind[i] == "accent"),
             "diddle_position": float(perf.diddle_position[i]) if perf.diddle_position[i] else None,
-            "flam_spacing_ms": float(perf.actual_ms[parent] - perf.actual_ms[i]) if parent >= 0 else None,
+            "flam_spacing_ms": float(perf.flam_spacing_ms[i]) if parent >= 0 else None,
             "parent_stroke_index": float(parent) if parent >= 0 else None,
             "buzz_count": float((perf.parent_index == i).sum()) if is_buzz_main else None,
             "sample_id": sample_id,
@@ -231,8 +231,7 @@ def _measure_rows(perf: Performance, sample_id: str) -> list[dict]:
         idx = np.flatnonzero(perf.measure == measure)
         error, velocity = perf.timing_error_ms[idx], perf.actual_velocity[idx].astype(np.float64)
         right, left = idx[perf.hand[idx] == "R"], idx[perf.hand[idx] == "L"]
-        mean_r = perf.actual_velocity[right].mean() if right.size else np.nan
-        mean_l = perf.actual_velocity[left].mean() if left.size else np.nan
+        both_hands = bool(right.size and left.size)
         rows.append({
             "index": int(measure),
             "stroke_start": int(idx[0]),
@@ -243,9 +242,11 @@ def _measure_rows(perf: Performance, sample_id: str) -> list[dict]:
             "velocity_mean": float(velocity.mean()),
             "velocity_std": float(velocity.std()),
             "velocity_consistency": float(max(0.0, 1 - velocity.std() / max(velocity.mean(), 1e-9))),
-            "lr_velocity_ratio": float(min(mean_l, mean_r) / max(mean_l, mean_r)) if right.size and left.size else None,
+            # As upstream: left over right mean velocity, left minus right mean timing error.
+            "lr_velocity_ratio": float(perf.actual_velocity[left].mean() / perf.actual_velocity[right].mean())
+            if both_hands else None,
             "lr_timing_diff_ms": float(perf.timing_error_ms[left].mean() - perf.timing_error_ms[right].mean())
-            if right.size and left.size else None,
+            if both_hands else None,
             "sample_id": sample_id,
         })
     return rows
