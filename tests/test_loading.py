@@ -207,3 +207,27 @@ def test_hub_ids_go_to_the_hub(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SousaDataError, match="could not load 'zkeown/sousa-does-not-exist'.*from the Hugging Face Hub"):
         load_sousa("zkeown/sousa-does-not-exist", "labels_only")
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_hub_path_reads_the_hub_layout_through_its_dataset_card(monkeypatch, sample_dir, streaming):
+    # The Hub cannot be reached here, so the id is redirected to the sample, which is the Hub repo's
+    # exact layout and card: everything after the download (configs, Audio feature, projection of
+    # the leakage columns when streaming) runs as it does against zkeown/sousa.
+    import datasets
+
+    real_load = datasets.load_dataset
+    calls = []
+
+    def from_local_copy(path, *args, **kwargs):
+        calls.append((path, args, kwargs))
+        return real_load(str(sample_dir) if path == "zkeown/sousa" else path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", from_local_copy)
+    splits = load_sousa("zkeown/sousa", "audio", streaming=streaming)
+    assert calls[0][0] == "zkeown/sousa" and calls[0][1] == ("audio",)
+    assert calls[0][2]["streaming"] is streaming
+    row = next(iter(splits["validation"]))
+    assert row["audio"]["array"].ndim == 1 and row["audio"]["sampling_rate"] == 44100
+    if streaming:
+        assert calls[-1][2]["columns"] == ["profile_id", "augmentation_group_id"]
