@@ -1,0 +1,38 @@
+"""`SousaCollator`: pads a batch of adapter outputs dynamically and stacks every task's labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import AudioAdapter
+from .preprocessing import LABEL_COLUMNS
+
+
+class SousaCollator:
+    """A `data_collator` for `Trainer`: model inputs padded by the adapter, labels as tensors.
+
+    Classification labels become int64, regression and multi-task labels float32, and the
+    multi-task `labels_mask` (False where a target is null) bool.
+    """
+
+    def __init__(self, adapter: AudioAdapter):
+        self.adapter = adapter
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        # Only the adapter's outputs: a streamed dataset still carries its other columns.
+        names = self.adapter.output_names
+        inputs = [{k: f[k] for k in names} for f in features]
+        batch = self.adapter.pad(inputs)
+        if "attention_mask" in batch:  # int32 from some extractors, int64 back from an Arrow cache
+            batch["attention_mask"] = batch["attention_mask"].long()
+        for column in LABEL_COLUMNS:
+            if column in features[0]:
+                values = np.asarray([f[column] for f in features])
+                if column == "labels_mask":
+                    batch[column] = torch.as_tensor(values, dtype=torch.bool)
+                elif np.issubdtype(values.dtype, np.integer):
+                    batch[column] = torch.as_tensor(values, dtype=torch.long)
+                else:
+                    batch[column] = torch.as_tensor(values, dtype=torch.float32)
+        return batch

@@ -1,0 +1,27 @@
+"""Sample-rate conversion from SOUSA's 44.1 kHz to each backbone's rate.
+
+soxr's HQ mode, chosen by measurement (`python benchmarks/resample.py`; 5.6 s clips, one core):
+44.1 -> 16 kHz at ~6,000x real time with a 10 kHz tone's alias at -152 dB, against torchaudio's
+default `Resample` at ~8,500x but only -45 dB (its 6-tap Hann-windowed sinc lets the alias through)
+and torchaudio's Kaiser "best" settings at ~4,000x and -151 dB. torchcodec/FFmpeg (what `datasets`'
+`Audio(sampling_rate=...)` uses) needs a system FFmpeg, which the suite does not require.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+from ..data.errors import SousaDataError
+
+
+def resample(array: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Anti-aliased conversion of a 1-D float array; returns float32 (the input itself when rates match)."""
+    if array.ndim != 1:
+        raise SousaDataError(f"resample expects mono 1-D audio, got shape {array.shape}; downmix first")
+    if source_rate <= 0:
+        raise SousaDataError(f"sampling rate must be positive, got {source_rate}")
+    array = np.asarray(array, dtype=np.float32)
+    if source_rate == target_rate:
+        return array
+    return soxr.resample(array, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False)

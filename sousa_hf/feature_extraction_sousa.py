@@ -1,0 +1,82 @@
+"""Feature extractor of the suite's own CNN: a normalised log-mel spectrogram at SOUSA's native rate.
+
+Imports only numpy, torch and transformers, so it travels as remote code with a pushed model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import BatchFeature, SequenceFeatureExtractor
+from transformers.audio_utils import mel_filter_bank
+
+
+class SousaMelFeatureExtractor(SequenceFeatureExtractor):
+    """Log-mel spectrogram `input_features` of shape `(batch, num_mel_bins, frames)` + frame `attention_mask`.
+
+    Args:
+        feature_size: number of mel bins.
+        sampling_rate: expected input rate (SOUSA's native 44.1 kHz: no resampling).
+        n_fft: STFT size (46 ms at 44.1 kHz).
+        hop_length: STFT hop (11.6 ms at 44.1 kHz, 86 frames a second).
+        f_min, f_max: mel range in Hz (`f_max=None`: Nyquist).
+        mean, std: normalisation of the dB values; set from the training split by
+            `sousa-hf adapters stats cnn`.
+    """
+
+    model_input_names = ["input_features", "attention_mask"]
+
+    def __init__(self, feature_size: int = 128, sampling_rate: int = 44100, padding_value: float = 0.0,
+                 n_fft: int = 2048, hop_length: int = 512, f_min: float = 0.0, f_max: float | None = None,
+                 mean: float = -60.0, std: float = 20.0, do_normalize: bool = True,
+                 return_attention_mask: bool = True, **kwargs):
+        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value,
+                         return_attention_mask=return_attention_mask, **kwargs)
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.f_min = f_min
+        self.f_max = f_max
+        self.mean = mean
+        self.std = std
+        self.do_normalize = do_normalize
+
+    def _mel_filters(self) -> torch.Tensor:
+        filters = mel_filter_bank(
+            num_frequency_bins=self.n_fft // 2 + 1, num_mel_filters=self.feature_size, min_frequency=self.f_min,
+            max_frequency=self.f_max or self.sampling_rate / 2, sampling_rate=self.sampling_rate,
+            norm="slaney", mel_scale="slaney")
+        return torch.from_numpy(filters.astype(np.float32))
+
+    def log_mel(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """`(batch, samples)` float waveforms -> `(batch, mels, frames)` dB values, unnormalised."""
+        window = torch.hann_window(self.n_fft, device=waveforms.device)
+        spectrum = torch.stft(waveforms, self.n_fft, self.hop_length, window=window, return_complex=True)
+        power = spectrum.abs() ** 2
+        mel = torch.einsum("fm,bft->bmt", self._mel_filters().to(waveforms.device), power)
+        return 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
+
+    def __call__(self, raw_audio, sampling_rate: int | None = None, return_tensors: str | None = None,
+                 **kwargs) -> BatchFeature:
+        if sampling_rate is not None and sampling_rate != self.sampling_rate:
+            raise ValueError(f"SousaMelFeatureExtractor expects {self.sampling_rate} Hz audio, got {sampling_rate} Hz; "
+                             "resample first (the suite's `cnn` adapter does)")
+        if isinstance(raw_audio, np.ndarray) and raw_audio.ndim == 1:
+            raw_audio = [raw_audio]
+        arrays = [np.asarray(a, dtype=np.float32) for a in raw_audio]
+        if any(a.ndim != 1 for a in arrays):
+            raise ValueError("SousaMelFeatureExtractor expects mono 1-D clips")
+        shortest = self.n_fft // 2 + 1  # torch.stft's reflect padding needs at least this many samples
+        lengths = [max(a.size, shortest) for a in arrays]
+        batch = torch.zeros(len(arrays), max(lengths))
+        for i, array in enumerate(arrays):
+            batch[i, : array.size] = torch.from_numpy(array)
+        features = self.log_mel(batch)
+        if self.do_normalize:
+            features = (features - self.mean) / self.std
+        frames = torch.tensor([1 + n // self.hop_length for n in lengths])
+        mask = torch.arange(features.shape[-1])[None, :] < frames[:, None]
+        features = features.masked_fill(~mask[:, None, :], self.padding_value)
+        data = {"input_features": features.numpy()}
+        if self.return_attention_mask:
+            data["attention_mask"] = mask.numpy().astype(np.int32)
+        return BatchFeature(data, tensor_type=return_tensors)
