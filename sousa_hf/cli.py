@@ -30,6 +30,20 @@ def _data_summary(args: argparse.Namespace) -> None:
         print(describe_batch(splits["train"], args.show_batch))
 
 
+def _adapters_stats(args: argparse.Namespace) -> None:
+    from .adapters import LengthPolicy, get_adapter
+    from .adapters.normalization import fit_normalization
+    from .data.loading import load_sousa
+
+    length = LengthPolicy(max_seconds=args.max_seconds) if args.max_seconds else None
+    adapter = get_adapter(args.adapter, length)
+    train = load_sousa(args.data, "audio", split="train")
+    mean, std = fit_normalization(adapter, train, max_clips=args.max_clips)
+    adapter.save_pretrained(args.out_dir)
+    print(f"{adapter.name} feature statistics of {args.data} (train): mean {mean:.4f}, std {std:.4f}; "
+          f"saved the feature extractor to {args.out_dir}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sousa-hf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--show-batch", type=int, default=0, metavar="N",
                          help="also decode and describe the first N training clips")
     summary.set_defaults(run=_data_summary)
+
+    adapters = commands.add_parser("adapters", help="feature-extractor adapters")
+    adapter_commands = adapters.add_subparsers(dest="adapters_command", required=True)
+    stats = adapter_commands.add_parser(
+        "stats", help="fit AST's or the CNN's spectrogram mean/std on a training split and save the extractor")
+    stats.add_argument("adapter", help="ast, cnn, or an AST checkpoint")
+    stats.add_argument("--data", required=True, help="SOUSA source (Hub id, folder or Parquet files)")
+    stats.add_argument("--out-dir", required=True, help="folder for the feature extractor with the statistics")
+    stats.add_argument("--max-clips", type=int, default=None, help="measure at most this many training clips")
+    stats.add_argument("--max-seconds", type=float, default=None, help="length policy max_seconds")
+    stats.set_defaults(run=_adapters_stats)
     return parser
 
 

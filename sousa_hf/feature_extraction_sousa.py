@@ -20,15 +20,16 @@ class SousaMelFeatureExtractor(SequenceFeatureExtractor):
         n_fft: STFT size (46 ms at 44.1 kHz).
         hop_length: STFT hop (11.6 ms at 44.1 kHz, 86 frames a second).
         f_min, f_max: mel range in Hz (`f_max=None`: Nyquist).
-        mean, std: normalisation of the dB values; set from the training split by
-            `sousa-hf adapters stats cnn`.
+        mean, std: normalisation of the dB values. The defaults were measured on the real SOUSA
+            sample's training split (`sousa-hf adapters stats cnn --data ../shared/sousa-sample`);
+            refit them on your training split with that command.
     """
 
     model_input_names = ["input_features", "attention_mask"]
 
     def __init__(self, feature_size: int = 128, sampling_rate: int = 44100, padding_value: float = 0.0,
                  n_fft: int = 2048, hop_length: int = 512, f_min: float = 0.0, f_max: float | None = None,
-                 mean: float = -60.0, std: float = 20.0, do_normalize: bool = True,
+                 mean: float = -35.23, std: float = 27.96, do_normalize: bool = True,
                  return_attention_mask: bool = True, **kwargs):
         super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value,
                          return_attention_mask=return_attention_mask, **kwargs)
