@@ -26,7 +26,7 @@ test: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check sousa_hf tests
+	$(BIN)/ruff check sousa_hf tests benchmarks
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

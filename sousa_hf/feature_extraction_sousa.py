@@ -5,6 +5,8 @@ Imports only numpy, torch and transformers, so it travels as remote code with a 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 from transformers import BatchFeature, SequenceFeatureExtractor
@@ -12,7 +14,9 @@ from transformers.audio_utils import mel_filter_bank
 
 
 class SousaMelFeatureExtractor(SequenceFeatureExtractor):
-    """Log-mel spectrogram `input_features` of shape `(batch, num_mel_bins, frames)` + frame `attention_mask`.
+    """Log-mel spectrogram `input_features` of shape `(batch, frames, num_mel_bins)` + frame `attention_mask`.
+
+    Time comes first, as in AST's inputs, so a batch pads along its first axis.
 
     Args:
         feature_size: number of mel bins.
@@ -42,18 +46,15 @@ class SousaMelFeatureExtractor(SequenceFeatureExtractor):
         self.do_normalize = do_normalize
 
     def _mel_filters(self) -> torch.Tensor:
-        filters = mel_filter_bank(
-            num_frequency_bins=self.n_fft // 2 + 1, num_mel_filters=self.feature_size, min_frequency=self.f_min,
-            max_frequency=self.f_max or self.sampling_rate / 2, sampling_rate=self.sampling_rate,
-            norm="slaney", mel_scale="slaney")
-        return torch.from_numpy(filters.astype(np.float32))
+        return _mel_filters(self.n_fft, self.feature_size, self.f_min, self.f_max or self.sampling_rate / 2,
+                            self.sampling_rate)
 
     def log_mel(self, waveforms: torch.Tensor) -> torch.Tensor:
         """`(batch, samples)` float waveforms -> `(batch, mels, frames)` dB values, unnormalised."""
         window = torch.hann_window(self.n_fft, device=waveforms.device)
         spectrum = torch.stft(waveforms, self.n_fft, self.hop_length, window=window, return_complex=True)
         power = spectrum.abs() ** 2
-        mel = torch.einsum("fm,bft->bmt", self._mel_filters().to(waveforms.device), power)
+        mel = self._mel_filters().to(waveforms.device).T @ power
         return 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
 
     def __call__(self, raw_audio, sampling_rate: int | None = None, return_tensors: str | None = None,
@@ -76,8 +77,16 @@ class SousaMelFeatureExtractor(SequenceFeatureExtractor):
             features = (features - self.mean) / self.std
         frames = torch.tensor([1 + n // self.hop_length for n in lengths])
         mask = torch.arange(features.shape[-1])[None, :] < frames[:, None]
-        features = features.masked_fill(~mask[:, None, :], self.padding_value)
-        data = {"input_features": features.numpy()}
+        features = features.masked_fill(~mask[:, None, :], self.padding_value).transpose(1, 2)
+        data = {"input_features": np.ascontiguousarray(features.numpy())}
         if self.return_attention_mask:
             data["attention_mask"] = mask.numpy().astype(np.int32)
         return BatchFeature(data, tensor_type=return_tensors)
+
+
+@lru_cache(maxsize=8)
+def _mel_filters(n_fft: int, num_mel_bins: int, f_min: float, f_max: float, sampling_rate: int) -> torch.Tensor:
+    """Slaney mel filters `(n_fft // 2 + 1, num_mel_bins)`, built once per setting (it takes milliseconds)."""
+    filters = mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=num_mel_bins, min_frequency=f_min,
+                              max_frequency=f_max, sampling_rate=sampling_rate, norm="slaney", mel_scale="slaney")
+    return torch.from_numpy(filters.astype(np.float32))

@@ -37,7 +37,7 @@ def _expected_shapes(name: str, seconds: float) -> dict[str, tuple]:
         "whisper": {"input_features": (1, 80, 3000), "attention_mask": (1, 3000)},
         "ast": {"input_values": (1, 1024, 128)},
         "clap": {"input_features": (1, 4, 1001, 64), "is_longer": (1, 1)},
-        "cnn": {"input_features": (1, 128, frames), "attention_mask": (1, frames)},
+        "cnn": {"input_features": (1, frames, 128), "attention_mask": (1, frames)},
     }[name]
 
 
@@ -98,7 +98,7 @@ def test_the_sine_peak_survives_into_the_features(name):
         assert _peak_hz(features["input_values"][0].numpy(), 16000) == pytest.approx(1000.0, abs=2.0)
         return
     values = features["input_values" if name == "ast" else "input_features"][0].numpy()
-    mel_axis = 1 if name == "ast" else 0
+    mel_axis = 0 if name == "whisper" else 1
     strongest_bin = int(values.mean(axis=1 - mel_axis).argmax())
     centres = _mel_centres(adapter)
     assert abs(centres[strongest_bin] - 1000.0) < 0.1 * 1000 + (centres[1] - centres[0]) * 2
@@ -199,7 +199,7 @@ def test_checkpoints_map_to_their_adapter_by_model_type(tmp_path, config, extrac
     extractor.save_pretrained(tmp_path)
     adapter = get_adapter(str(tmp_path))
     assert adapter.name == expected
-    assert type(adapter.feature_extractor) is type(extractor)
+    assert isinstance(adapter.feature_extractor, type(extractor))
 
 
 def test_a_saved_adapter_keeps_its_name_policy_and_statistics(tmp_path):
@@ -220,3 +220,47 @@ def test_unknown_adapter_or_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(SousaDataError, match="is a 'bert' checkpoint, which has no adapter"):
         get_adapter(str(tmp_path))
+
+
+def test_clap_is_longer_says_whether_the_clip_is_longer_whatever_the_batch():
+    clap = get_adapter("clap")
+    short, long = _sine(seconds=3.0), _sine(seconds=12.0)
+    assert clap([short], 44100)["is_longer"].tolist() == [[False]]
+    assert clap([short, short, long], 44100)["is_longer"].tolist() == [[False], [False], [True]]
+    alone = clap([short], 44100)["input_features"]
+    torch.testing.assert_close(clap([short, long], 44100)["input_features"][:1], alone)
+
+
+@pytest.mark.parametrize("seconds", [0.004, 1.0, 4.7, 17.2, 29.99, 31.0])
+@pytest.mark.parametrize("max_seconds", [None, 20.0])
+def test_whisper_features_equal_the_extractors_own_full_window(seconds, max_seconds):
+    adapter = get_adapter("whisper", LengthPolicy(max_seconds=max_seconds, eval_crop="start"))
+    clip = np.random.default_rng(0).standard_normal(int(seconds * 16000)).astype(np.float32) * 0.1
+    clip[: clip.size // 3] *= 0.01  # quiet and loud parts
+    ours = adapter([clip], 16000)
+    reference = WhisperFeatureExtractor(chunk_length=adapter.feature_extractor.chunk_length)(
+        clip[: adapter.feature_extractor.n_samples], sampling_rate=16000, return_tensors="pt",
+        return_attention_mask=True)
+    torch.testing.assert_close(ours["input_features"], reference["input_features"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours["attention_mask"], reference["attention_mask"].to(torch.int32))
+
+
+def test_whisper_silence_gives_the_extractors_values():
+    adapter = get_adapter("whisper")
+    silent = np.zeros(16000 * 3, np.float32)
+    reference = WhisperFeatureExtractor()(silent, sampling_rate=16000, return_tensors="pt")
+    torch.testing.assert_close(adapter([silent], 16000)["input_features"], reference["input_features"])
+
+
+@pytest.mark.parametrize("seconds", [0.5, 4.0, 12.0])
+def test_clap_features_equal_the_extractors_own(seconds, tmp_path):
+    adapter = get_adapter("clap")
+    clip = _sine(rate=48000, seconds=seconds) * np.linspace(0.1, 1.0, int(48000 * seconds), dtype=np.float32)
+    np.random.seed(3)
+    ours = adapter.feature_extractor(clip, sampling_rate=48000, return_tensors="pt")
+    np.random.seed(3)
+    reference = ClapFeatureExtractor()(clip, sampling_rate=48000, return_tensors="pt")
+    torch.testing.assert_close(ours["input_features"], reference["input_features"], atol=2e-3, rtol=0)
+    adapter.save_pretrained(str(tmp_path))
+    stored = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert stored["feature_extractor_type"] == "ClapFeatureExtractor"

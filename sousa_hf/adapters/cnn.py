@@ -20,12 +20,12 @@ class CNNAdapter(AudioAdapter):
         return self.feature_extractor(arrays, sampling_rate=self.sampling_rate, return_tensors=return_tensors)
 
     def pad(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        frames = max(np.asarray(f["input_features"]).shape[-1] for f in features)
+        frames = max(len(f["input_features"]) for f in features)
         mels = self.feature_extractor.feature_size
-        batch = torch.full((len(features), mels, frames), float(self.feature_extractor.padding_value))
+        batch = torch.full((len(features), frames, mels), float(self.feature_extractor.padding_value))
         mask = torch.zeros(len(features), frames, dtype=torch.int32)
         for i, f in enumerate(features):
             values = torch.as_tensor(np.asarray(f["input_features"]))
-            batch[i, :, : values.shape[-1]] = values
-            mask[i, : values.shape[-1]] = torch.as_tensor(np.asarray(f["attention_mask"]))
+            batch[i, : len(values)] = values
+            mask[i, : len(values)] = torch.as_tensor(np.asarray(f["attention_mask"]))
         return {"input_features": batch, "attention_mask": mask}

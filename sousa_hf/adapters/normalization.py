@@ -63,4 +63,4 @@ def _real_frames(adapter: AudioAdapter, prepared: np.ndarray) -> np.ndarray:
         frames = 1 + (prepared.size - 400) // 160
         return features["input_values"][0, : min(frames, features["input_values"].shape[1])]
     values, mask = features["input_features"][0], features["attention_mask"][0].astype(bool)
-    return values[:, mask]
+    return values[mask]

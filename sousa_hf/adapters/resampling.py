@@ -1,10 +1,12 @@
 """Sample-rate conversion from SOUSA's 44.1 kHz to each backbone's rate.
 
 soxr's HQ mode, chosen by measurement (`python benchmarks/resample.py`; 5.6 s clips, one core):
-44.1 -> 16 kHz at ~6,000x real time with a 10 kHz tone's alias at -152 dB, against torchaudio's
-default `Resample` at ~8,500x but only -45 dB (its 6-tap Hann-windowed sinc lets the alias through)
-and torchaudio's Kaiser "best" settings at ~4,000x and -151 dB. torchcodec/FFmpeg (what `datasets`'
-`Audio(sampling_rate=...)` uses) needs a system FFmpeg, which the suite does not require.
+44.1 -> 16 kHz at ~6,500x real time with a 10 kHz tone's alias at -152 dB, against torchaudio's
+default `Resample` at ~8,400x but only -45 dB (its 6-tap Hann-windowed sinc lets the alias through)
+and torchaudio's Kaiser "best" settings at ~4,100x and -151 dB. Up to CLAP's 48 kHz soxr runs at
+~3,700x against torchaudio's ~7,000x, a cost that disappears next to CLAP's spectrogram, so one
+resampler serves every adapter. torchcodec/FFmpeg (what `datasets`' `Audio(sampling_rate=...)`
+uses) needs a system FFmpeg, which the suite does not require.
 """
 
 from __future__ import annotations
