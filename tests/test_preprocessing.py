@@ -35,6 +35,13 @@ def test_on_the_fly_and_cached_features_give_the_same_tensors(validation, name):
         torch.testing.assert_close(on_the_fly[key], cached[key], rtol=0, atol=0)
 
 
+def test_the_cache_is_the_same_with_several_processes(validation):
+    adapter = get_adapter("ast", LengthPolicy(max_seconds=2.0))
+    one = prepare_inputs(validation, adapter, cache="features")
+    two = prepare_inputs(validation.select(range(len(validation))), adapter, cache="features", num_proc=2)
+    np.testing.assert_array_equal(np.stack(one["input_values"]), np.stack(two["input_values"]))
+
+
 @pytest.mark.parametrize("name", ["wav2vec2", "cnn"])
 def test_the_int16_waveform_cache_matches_within_quantisation(validation, name):
     adapter = get_adapter(name, _policy(name))

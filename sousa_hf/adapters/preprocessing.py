@@ -11,7 +11,10 @@ Both paths give the same tensors for the same (deterministic) crop:
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import torch
 from datasets import Array2D, Array3D, Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict, List, Value
 
 from ..data.audio import decode_audio
@@ -21,6 +24,7 @@ from .base import AudioAdapter
 LABEL_COLUMNS = ("labels", "labels_mask")
 CACHES = ("features", "waveform")
 _INT16_SCALE = 32767.0
+_IMPORTING_PID = os.getpid()  # a forked `map` worker inherits it and has another pid
 
 
 class ModelInputs:
@@ -33,6 +37,7 @@ class ModelInputs:
         self.generator = np.random.default_rng(seed)
 
     def __call__(self, batch: dict) -> dict:
+        _single_threaded_in_workers()
         clips = self._clips(batch)
         out: dict[str, list] = {}
         rates = {rate for _, rate in clips}
@@ -124,7 +129,9 @@ class _Int16Waveform:
     def __init__(self, adapter: AudioAdapter):
         self.adapter = adapter
 
+
     def __call__(self, batch: dict) -> dict:
+        _single_threaded_in_workers()
         clips = ModelInputs(self.adapter, train=False)._clips(batch)
         out = {"waveform": []}
         for array, rate in clips:
@@ -135,3 +142,14 @@ class _Int16Waveform:
                 out[column] = batch[column]
         return out
 
+
+
+def _single_threaded_in_workers() -> None:
+    """In a `map(num_proc=...)` worker, run torch on one thread.
+
+    The workers are forked from a parent whose OpenMP thread pool torch has already started; the
+    first multi-threaded op in a child then waits forever on threads that were not forked. One
+    thread per worker is also what `num_proc` processes on `num_proc` cores want anyway.
+    """
+    if os.getpid() != _IMPORTING_PID and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
