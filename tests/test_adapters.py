@@ -32,8 +32,8 @@ def _expected_shapes(name: str, seconds: float) -> dict[str, tuple]:
     samples = int(round(seconds * 16000))
     frames = 1 + int(round(seconds * 44100)) // 512
     return {
-        "wav2vec2": {"input_values": (1, samples)},
-        "hubert": {"input_values": (1, samples)},
+        "wav2vec2": {"input_values": (1, samples), "attention_mask": (1, samples)},
+        "hubert": {"input_values": (1, samples), "attention_mask": (1, samples)},
         "whisper": {"input_features": (1, 80, 3000), "attention_mask": (1, 3000)},
         "ast": {"input_values": (1, 1024, 128)},
         "clap": {"input_features": (1, 4, 1001, 64), "is_longer": (1, 1)},

@@ -1,0 +1,139 @@
+"""`SousaConfig` (a head on a pretrained audio backbone) and `SousaCNNConfig` (the suite's own CNN).
+
+Imports only transformers, so it travels as remote code with a pushed model (`trust_remote_code=True`).
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PretrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+TASK_KINDS = ("classification", "regression", "multitask")
+POOLINGS = ("mean", "attentive_stats", "weighted_layers")
+REGRESSION_LOSSES = ("mse", "huber")
+
+
+class SousaCNNConfig(PretrainedConfig):
+    r"""The suite's CNN over log-mel frames: small enough to train from scratch on a CPU.
+
+    Args:
+        num_mel_bins: mel bins of the input (`SousaMelFeatureExtractor.feature_size`).
+        channels: output channels of each conv block; every block halves frequency and time.
+        kernel_size: square kernel of every convolution.
+        hidden_size: width of the frame vectors the model returns (a linear map of the last block).
+        dropout: dropout on those frame vectors.
+    """
+
+    model_type = "sousa_cnn"
+
+    def __init__(self, num_mel_bins: int = 128, channels: list[int] | tuple[int, ...] = (32, 64, 128, 256),
+                 kernel_size: int = 3, hidden_size: int = 256, dropout: float = 0.1,
+                 initializer_range: float = 0.02, **kwargs):
+        self.num_mel_bins = num_mel_bins
+        self.channels = list(channels)
+        self.kernel_size = kernel_size
+        self.hidden_size = hidden_size
+        self.dropout = dropout
+        self.initializer_range = initializer_range
+        super().__init__(**kwargs)
+
+
+class SousaConfig(PretrainedConfig):
+    r"""A SOUSA model: a backbone's config nested inside, the task's labels or targets, pooling and loss,
+    and the adapter (name and sampling rate) that makes the model's inputs.
+
+    Args:
+        backbone_config: the backbone's own config (`Wav2Vec2Config`, `HubertConfig`, `WhisperConfig` (encoder
+            used), `ASTConfig`, `ClapAudioConfig` or `SousaCNNConfig`), or its dict.
+        backbone: where the backbone came from (a Hub id, a folder, `hubert:random`, `cnn:tiny`), for the record.
+        task: the SOUSA task name (`skill4`, `skill_binary`, `overall_score`, `multitask`, `rudiment40`).
+        task_kind: `classification` (labels in `id2label`), `regression` or `multitask` (targets in `target_names`).
+        target_names: the regression targets, in the order of the model's `predictions`.
+        target_weights: the multi-task loss weight of each target (default 1 each).
+        target_scale: predictions are on 0-1; `scores` are `predictions * target_scale` (SOUSA's 0-100).
+        pooling: over time, respecting padding: `mean` (masked mean), `attentive_stats` (attention-weighted
+            mean and standard deviation) or `weighted_layers` (a learned softmax-weighted sum of all hidden
+            layers, then the masked mean; SUPERB-style, for frozen backbones).
+        classifier_dropout: dropout before the head.
+        regression_loss: `mse` or `huber` (with `huber_delta`, on the 0-1 scale).
+        adapter: the `sousa_hf` adapter that makes this model's inputs.
+        sampling_rate: the rate the adapter resamples to.
+        max_seconds: the adapter's window (`None`: the whole clip).
+    """
+
+    model_type = "sousa"
+    sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="sousa_cnn")}
+
+    def __init__(self, backbone_config: PretrainedConfig | dict | None = None, backbone: str | None = None,
+                 task: str | None = None, task_kind: str = "classification", target_names: list[str] | None = None,
+                 target_weights: list[float] | None = None, target_scale: float = 100.0, pooling: str = "mean",
+                 classifier_dropout: float = 0.1, regression_loss: str = "mse", huber_delta: float = 1.0,
+                 adapter: str | None = None, sampling_rate: int | None = None, max_seconds: float | None = None,
+                 **kwargs):
+        if task_kind not in TASK_KINDS:
+            raise ValueError(f"unknown task_kind {task_kind!r}; expected one of {', '.join(TASK_KINDS)}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
+        if regression_loss not in REGRESSION_LOSSES:
+            raise ValueError(f"unknown regression_loss {regression_loss!r}; expected mse or huber")
+        if task_kind == "classification":
+            _check_label_map(kwargs)
+        else:
+            target_names = list(target_names or [])
+            if not target_names:
+                raise ValueError(f"a {task_kind} config needs target_names (e.g. ['overall_score'])")
+            if task_kind == "regression" and len(target_names) != 1:
+                raise ValueError(f"a regression config predicts one target, got target_names={target_names}; "
+                                 "use task_kind='multitask' for several")
+            target_weights = list(target_weights) if target_weights is not None else [1.0] * len(target_names)
+            if len(target_weights) != len(target_names):
+                raise ValueError(f"target_weights has {len(target_weights)} entries for {len(target_names)} "
+                                 f"targets {target_names}")
+            kwargs.setdefault("id2label", dict(enumerate(target_names)))
+            kwargs.setdefault("label2id", {name: i for i, name in enumerate(target_names)})
+        self.backbone_config = _backbone_config(backbone_config)
+        self.backbone = backbone
+        self.task = task
+        self.task_kind = task_kind
+        self.target_names = target_names
+        self.target_weights = target_weights
+        self.target_scale = target_scale
+        self.pooling = pooling
+        self.classifier_dropout = classifier_dropout
+        self.regression_loss = regression_loss
+        self.huber_delta = huber_delta
+        self.adapter = adapter
+        self.sampling_rate = sampling_rate
+        self.max_seconds = max_seconds
+        super().__init__(**kwargs)
+        if task_kind == "regression":
+            self.problem_type = "regression"
+
+
+def _backbone_config(config: PretrainedConfig | dict | None) -> PretrainedConfig:
+    if config is None:
+        return SousaCNNConfig()
+    if isinstance(config, PretrainedConfig):
+        return config
+    model_type = config.get("model_type")
+    # The suite's CNN is looked up here, not in CONFIG_MAPPING: remote code runs without `sousa_hf`
+    # having registered it.
+    if model_type == SousaCNNConfig.model_type:
+        return SousaCNNConfig(**config)
+    if model_type not in CONFIG_MAPPING:
+        raise ValueError(f"unknown backbone model_type {model_type!r} in backbone_config; expected a Transformers "
+                         "audio model type (wav2vec2, hubert, whisper, audio-spectrogram-transformer, "
+                         "clap_audio_model) or sousa_cnn")
+    return CONFIG_MAPPING[model_type](**config)
+
+
+def _check_label_map(kwargs: dict) -> None:
+    id2label, label2id, num_labels = kwargs.get("id2label"), kwargs.get("label2id"), kwargs.get("num_labels")
+    if id2label is not None and num_labels is not None and len(id2label) != num_labels:
+        raise ValueError(f"id2label has {len(id2label)} labels but num_labels={num_labels}; pass one or make "
+                         "them agree")
+    if id2label is not None and label2id is not None:
+        inverse = {str(label): int(i) for label, i in label2id.items()}
+        if inverse != {str(label): int(i) for i, label in id2label.items()}:
+            raise ValueError(f"label2id {label2id} is not the inverse of id2label {id2label}")

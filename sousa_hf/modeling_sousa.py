@@ -1,0 +1,503 @@
+"""SOUSA models: a pretrained audio backbone (or the suite's CNN), pooling over time, and a task head.
+
+Backbones: Wav2Vec2, HuBERT, the Whisper encoder, AST, the CLAP audio tower and `SousaCNNModel`, built
+from the config nested in `SousaConfig.backbone_config`. Heads: `SousaForAudioClassification`
+(single-label: skill tiers, binary skill, rudiments), `SousaForScoreRegression` (a 0-100 score as 0-1)
+and `SousaForMultiTask` (a regression head per target, the loss masked where a target is null).
+
+Imports only torch, transformers and the configuration file, so it travels as remote code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import (
+    ASTModel,
+    ClapAudioModel,
+    HubertModel,
+    PreTrainedModel,
+    Wav2Vec2Model,
+)
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+from transformers.utils import ModelOutput
+
+from .configuration_sousa import SousaCNNConfig, SousaConfig
+
+# A backbone config's `model_type` -> its family (the name of the `sousa_hf` adapter that feeds it).
+BACKBONE_FAMILIES = {
+    "wav2vec2": "wav2vec2",
+    "hubert": "hubert",
+    "whisper": "whisper",
+    "audio-spectrogram-transformer": "ast",
+    "clap_audio_model": "clap",
+    "sousa_cnn": "cnn",
+}
+# Family -> (the input it takes, that input's number of dimensions with the batch).
+FAMILY_INPUTS = {
+    "wav2vec2": ("input_values", 2),
+    "hubert": ("input_values", 2),
+    "whisper": ("input_features", 3),
+    "ast": ("input_values", 3),
+    "clap": ("input_features", 4),
+    "cnn": ("input_features", 3),
+}
+
+
+def backbone_family(config: SousaConfig) -> str:
+    model_type = config.backbone_config.model_type
+    if model_type not in BACKBONE_FAMILIES:
+        raise ValueError(f"unknown backbone model_type {model_type!r}; expected one of {', '.join(BACKBONE_FAMILIES)}")
+    return BACKBONE_FAMILIES[model_type]
+
+
+# --------------------------------------------------------------------------- the suite's CNN
+
+
+class SousaCNNBlock(nn.Module):
+    """Convolution, batch norm, GELU, then 2x2 max pooling (halves frequency and time)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.activation = nn.GELU()
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.activation(self.norm(self.conv(hidden_states))))
+
+
+class SousaCNNModel(PreTrainedModel):
+    """Log-mel frames `(batch, frames, num_mel_bins)` -> frame vectors `(batch, frames / 2**blocks, hidden_size)`."""
+
+    config_class = SousaCNNConfig
+    base_model_prefix = "cnn"
+    main_input_name = "input_features"
+
+    def __init__(self, config: SousaCNNConfig):
+        super().__init__(config)
+        if config.num_mel_bins < 2 ** len(config.channels):
+            raise ValueError(f"num_mel_bins={config.num_mel_bins} is too few for {len(config.channels)} blocks that "
+                             f"each halve frequency; use at least {2 ** len(config.channels)} or fewer channels")
+        widths = [1, *config.channels]
+        self.blocks = nn.ModuleList(SousaCNNBlock(a, b, config.kernel_size) for a, b in zip(widths, widths[1:]))
+        self.projection = nn.Linear(config.channels[-1], config.hidden_size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.post_init()
+
+    @property
+    def min_frames(self) -> int:
+        return 2 ** len(self.blocks)
+
+    def frame_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The input frame mask pooled like the time axis: an output frame is real if any of its inputs is."""
+        mask = attention_mask.to(torch.float32)[:, None, :]
+        if mask.shape[-1] < self.min_frames:
+            mask = nn.functional.pad(mask, (0, self.min_frames - mask.shape[-1]))
+        for _ in self.blocks:
+            mask = nn.functional.max_pool1d(mask, 2)
+        return mask[:, 0].to(torch.long)
+
+    def forward(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs) -> BaseModelOutput:
+        if input_features.ndim != 3 or input_features.shape[-1] != self.config.num_mel_bins:
+            raise ValueError(f"SousaCNNModel expects input_features of shape (batch, frames, "
+                             f"{self.config.num_mel_bins}), got {tuple(input_features.shape)}")
+        if input_features.shape[1] < self.min_frames:  # shorter than the pooling stack: pad as silence
+            input_features = nn.functional.pad(input_features, (0, 0, 0, self.min_frames - input_features.shape[1]))
+        hidden = input_features.transpose(1, 2)[:, None]  # (batch, 1, mels, frames)
+        states = []
+        for block in self.blocks:
+            hidden = block(hidden)
+            states.append(hidden.mean(dim=2).transpose(1, 2))
+        last = self.dropout(self.projection(states[-1]))
+        return BaseModelOutput(last_hidden_state=last,
+                               hidden_states=(*states, last) if output_hidden_states else None)
+
+
+# --------------------------------------------------------------------------- backbones
+
+
+def build_backbone(config: SousaConfig) -> nn.Module:
+    family, backbone_config = backbone_family(config), config.backbone_config
+    if family == "wav2vec2":
+        return Wav2Vec2Model(backbone_config)
+    if family == "hubert":
+        return HubertModel(backbone_config)
+    if family == "whisper":
+        return WhisperEncoder(backbone_config)
+    if family == "ast":
+        return ASTModel(backbone_config)
+    if family == "clap":
+        return ClapAudioModel(backbone_config)
+    return SousaCNNModel(backbone_config)
+
+
+def num_hidden_layers(config: SousaConfig) -> int | None:
+    """How many same-width hidden states the backbone returns (embeddings + layers); None if widths differ."""
+    family, backbone_config = backbone_family(config), config.backbone_config
+    if family in ("wav2vec2", "hubert", "ast"):
+        return backbone_config.num_hidden_layers + 1
+    if family == "whisper":
+        return backbone_config.encoder_layers + 1
+    return None
+
+
+def _check_inputs(config: SousaConfig, family: str, inputs: dict) -> torch.Tensor:
+    name, ndim = FAMILY_INPUTS[family]
+    given = {k: tuple(v.shape) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+    hint = (f"a {family} backbone takes {name} of {ndim} dimensions from the {family!r} adapter "
+            f"(sousa_hf.get_adapter({config.backbone or family!r})); got {given}")
+    values = inputs.get(name)
+    if values is None or values.ndim != ndim:
+        raise ValueError(hint)
+    backbone_config = config.backbone_config
+    if family == "whisper":
+        frames = 2 * backbone_config.max_source_positions
+        if values.shape[1:] != (backbone_config.num_mel_bins, frames):
+            raise ValueError(f"{hint}; this Whisper encoder is sized for ({backbone_config.num_mel_bins} mels, "
+                             f"{frames} frames), the adapter's window must match (LengthPolicy max_seconds="
+                             f"{frames // 100})")
+    elif family == "ast" and values.shape[1:] != (backbone_config.max_length, backbone_config.num_mel_bins):
+        raise ValueError(f"{hint}; this AST is sized for ({backbone_config.max_length} frames, "
+                         f"{backbone_config.num_mel_bins} mels)")
+    elif family == "cnn" and values.shape[-1] != backbone_config.num_mel_bins:
+        raise ValueError(f"{hint}; this CNN takes {backbone_config.num_mel_bins} mel bins last")
+    elif family == "clap":
+        channels = 4 if backbone_config.enable_fusion else 1
+        if values.shape[1] != channels:
+            raise ValueError(f"{hint}; this CLAP tower has enable_fusion={backbone_config.enable_fusion} and takes "
+                             f"{channels} channel(s): build the adapter with truncation="
+                             f"{'fusion' if channels == 4 else 'rand_trunc'}")
+    return values
+
+
+def encode(backbone: nn.Module, config: SousaConfig, inputs: dict, output_hidden_states: bool
+           ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, torch.Tensor | None]:
+    """Run the backbone: `(last hidden state (batch, time, width), all hidden states or None, time mask or None)`.
+
+    The time mask is 1 for frames that hold audio; None when every frame counts (AST and CLAP see a
+    fixed window in which the extractor, not the model, has placed the clip).
+    """
+    family = backbone_family(config)
+    values = _check_inputs(config, family, inputs)
+    attention_mask = inputs.get("attention_mask")
+    mask = None
+    if family in ("wav2vec2", "hubert"):
+        # wav2vec2-base-style checkpoints (group-norm front end) must see padding as zeros, not a mask;
+        # the mask then only tells the pooling which frames are real.
+        to_model = attention_mask if config.backbone_config.feat_extract_norm == "layer" else None
+        outputs = backbone(values, attention_mask=to_model, output_hidden_states=output_hidden_states)
+        if attention_mask is not None:
+            mask = backbone._get_feature_vector_attention_mask(outputs.last_hidden_state.shape[1], attention_mask)
+    elif family == "whisper":
+        outputs = backbone(values, output_hidden_states=output_hidden_states)
+        if attention_mask is not None:
+            mask = attention_mask[:, ::2]  # conv2 has stride 2
+    elif family == "ast":
+        outputs = backbone(values, output_hidden_states=output_hidden_states)
+    elif family == "clap":
+        outputs = backbone(values, is_longer=inputs.get("is_longer"), output_hidden_states=output_hidden_states)
+        # HTSAT returns (batch, width, frequency, time) feature maps: pool over all of their tokens.
+        last = outputs.last_hidden_state.flatten(2).transpose(1, 2)
+        return last, None, None
+    else:
+        outputs = backbone(values, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
+        if attention_mask is not None:
+            mask = backbone.frame_mask(attention_mask)[:, : outputs.last_hidden_state.shape[1]]
+    return outputs.last_hidden_state, outputs.hidden_states, mask
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over time of `(batch, time, width)`, counting only frames where `mask` is 1."""
+    if mask is None:
+        return hidden_states.mean(dim=1)
+    weights = mask.to(hidden_states.dtype)[..., None]
+    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class WeightedLayerSum(nn.Module):
+    """A learned softmax-weighted sum of all hidden layers (SUPERB): lets a frozen backbone's middle
+    layers, often the more useful ones for a new task, count."""
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(num_layers))
+
+    def forward(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        stacked = torch.stack(hidden_states, dim=0)
+        weights = self.weights.softmax(dim=0).to(stacked.dtype)
+        return (weights[:, None, None, None] * stacked).sum(dim=0)
+
+
+class AttentiveStatisticsPooling(nn.Module):
+    """Attention-weighted mean and standard deviation over time (Okabe et al., 2018), padding masked out."""
+
+    def __init__(self, hidden_size: int, attention_size: int = 128):
+        super().__init__()
+        self.attention = nn.Sequential(nn.Linear(hidden_size, attention_size), nn.Tanh(),
+                                       nn.Linear(attention_size, 1))
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        scores = self.attention(hidden_states).squeeze(-1)
+        if mask is not None:
+            scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
+        weights = scores.softmax(dim=1)[..., None]
+        mean = (weights * hidden_states).sum(dim=1)
+        variance = (weights * hidden_states.pow(2)).sum(dim=1) - mean.pow(2)
+        return torch.cat([mean, variance.clamp(min=1e-6).sqrt()], dim=-1)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass
+class SousaModelOutput(ModelOutput):
+    """`pooled_output` (batch, width): the clip's vector; `last_hidden_state` and `hidden_states` from the backbone."""
+
+    pooled_output: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class SousaClassifierOutput(ModelOutput):
+    """`logits` (batch, num_labels); `loss` is the (unweighted) cross-entropy when `labels` are given."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class SousaRegressionOutput(ModelOutput):
+    """`predictions` (batch, num_targets) on 0-1, `scores` the same on the report scale (0-100).
+
+    `loss`: MSE or Huber against `labels` (on 0-1); for multi-task the weighted sum over targets of each
+    target's loss averaged over the rows where it is not null (`labels_mask`).
+    """
+
+    loss: torch.Tensor | None = None
+    predictions: torch.Tensor | None = None
+    scores: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class SousaPreTrainedModel(PreTrainedModel):
+    config_class = SousaConfig
+    base_model_prefix = "sousa"
+    main_input_name = "input_values"
+    supports_gradient_checkpointing = True
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        if self._auto_class is not None:
+            # Every head also loads with AutoModel; Transformers itself writes only its own `_auto_class`.
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}),
+                                    "AutoModel": f"{__name__.split('.')[-1]}.{type(self).__name__}"}
+        super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, WeightedLayerSum):
+            init.zeros_(module.weights)  # equal weights for every layer to start
+
+
+class SousaModel(SousaPreTrainedModel):
+    """Backbone + pooling: a clip's vector (`pooled_output`), for embeddings or a head."""
+
+    def __init__(self, config: SousaConfig):
+        super().__init__(config)
+        self.family = backbone_family(config)
+        self.main_input_name = FAMILY_INPUTS[self.family][0]
+        self.backbone = build_backbone(config)
+        hidden_size = _backbone_width(config)
+        self.layer_sum = None
+        self.attentive = None
+        if config.pooling == "weighted_layers":
+            layers = num_hidden_layers(config)
+            if layers is None:
+                raise ValueError(f"pooling='weighted_layers' needs hidden layers of one width; the {self.family} "
+                                 "backbone's differ: use pooling='mean' or 'attentive_stats'")
+            self.layer_sum = WeightedLayerSum(layers)
+        elif config.pooling == "attentive_stats":
+            self.attentive = AttentiveStatisticsPooling(hidden_size)
+        self.pooled_size = 2 * hidden_size if config.pooling == "attentive_stats" else hidden_size
+        self.post_init()
+
+    def freeze_feature_encoder(self):
+        """Stop gradients into the convolutional front end (Wav2Vec2 and HuBERT)."""
+        if self.family not in ("wav2vec2", "hubert"):
+            raise ValueError(f"only wav2vec2 and hubert backbones have a feature encoder to freeze, not {self.family}")
+        self.backbone.feature_extractor._freeze_parameters()
+
+    def freeze_backbone(self):
+        """Train only the pooling and the head (a linear probe)."""
+        self.backbone.requires_grad_(False)
+
+    def forward(self, input_values: torch.Tensor | None = None, input_features: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, is_longer: torch.Tensor | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs
+                ) -> SousaModelOutput:
+        inputs = {k: v for k, v in (("input_values", input_values), ("input_features", input_features),
+                                    ("attention_mask", attention_mask), ("is_longer", is_longer)) if v is not None}
+        inputs.update({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
+        output_hidden_states = bool(output_hidden_states or self.layer_sum is not None)
+        last, hidden_states, mask = encode(self.backbone, self.config, inputs, output_hidden_states)
+        if self.layer_sum is not None:
+            last = self.layer_sum(hidden_states)
+        pooled = self.attentive(last, mask) if self.attentive is not None else masked_mean(last, mask)
+        return SousaModelOutput(pooled_output=pooled, last_hidden_state=last, hidden_states=hidden_states)
+
+
+def _backbone_width(config: SousaConfig) -> int:
+    backbone_config = config.backbone_config
+    if backbone_family(config) == "whisper":
+        return backbone_config.d_model
+    return backbone_config.hidden_size
+
+
+class _SousaHeadModel(SousaPreTrainedModel):
+    def __init__(self, config: SousaConfig):
+        super().__init__(config)
+        self.sousa = SousaModel(config)
+        self.main_input_name = self.sousa.main_input_name
+        self.dropout = nn.Dropout(config.classifier_dropout)
+
+    def freeze_feature_encoder(self):
+        self.sousa.freeze_feature_encoder()
+
+    def freeze_backbone(self):
+        self.sousa.freeze_backbone()
+
+    def _pooled(self, inputs: dict, output_hidden_states: bool | None) -> tuple[torch.Tensor, tuple | None]:
+        outputs = self.sousa(**inputs, output_hidden_states=output_hidden_states)
+        return self.dropout(outputs.pooled_output), outputs.hidden_states if output_hidden_states else None
+
+
+class SousaForAudioClassification(_SousaHeadModel):
+    """Single-label classification: skill tier (4 classes), binary skill, or rudiment (40 classes)."""
+
+    def __init__(self, config: SousaConfig):
+        if config.task_kind != "classification":
+            raise ValueError(f"SousaForAudioClassification needs task_kind='classification', not {config.task_kind!r}")
+        super().__init__(config)
+        self.classifier = nn.Linear(self.sousa.pooled_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_values=None, input_features=None, attention_mask=None, is_longer=None,
+                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, **kwargs) -> SousaClassifierOutput:
+        inputs = dict(input_values=input_values, input_features=input_features, attention_mask=attention_mask,
+                      is_longer=is_longer, **kwargs)
+        pooled, hidden_states = self._pooled(inputs, output_hidden_states)
+        logits = self.classifier(pooled)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits.float(), labels.long().to(logits.device))
+        return SousaClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+
+class _SousaRegressionModel(_SousaHeadModel):
+    def _target_loss(self, predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Element-wise loss on 0-1, unreduced."""
+        if self.config.regression_loss == "huber":
+            return nn.functional.huber_loss(predictions, labels, reduction="none", delta=self.config.huber_delta)
+        return nn.functional.mse_loss(predictions, labels, reduction="none")
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, SousaScoreHead):
+            init.constant_(module.bias, 0.5)  # start in the middle of the 0-1 range
+
+
+class SousaScoreHead(nn.Linear):
+    """A linear map to one score on 0-1."""
+
+    def __init__(self, width: int):
+        super().__init__(width, 1)
+
+
+class SousaForScoreRegression(_SousaRegressionModel):
+    """One score (e.g. `overall_score`): predicts it on 0-1, reports it on 0-100 (`scores`)."""
+
+    def __init__(self, config: SousaConfig):
+        if config.task_kind != "regression":
+            raise ValueError(f"SousaForScoreRegression needs task_kind='regression', not {config.task_kind!r}")
+        super().__init__(config)
+        self.regressor = SousaScoreHead(self.sousa.pooled_size)
+        self.post_init()
+
+    def forward(self, input_values=None, input_features=None, attention_mask=None, is_longer=None,
+                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, **kwargs) -> SousaRegressionOutput:
+        inputs = dict(input_values=input_values, input_features=input_features, attention_mask=attention_mask,
+                      is_longer=is_longer, **kwargs)
+        pooled, hidden_states = self._pooled(inputs, output_hidden_states)
+        predictions = self.regressor(pooled)
+        loss = None
+        if labels is not None:
+            labels = labels.to(predictions.device, torch.float32).reshape(predictions.shape)
+            loss = self._target_loss(predictions.float(), labels).mean()
+        return SousaRegressionOutput(loss=loss, predictions=predictions,
+                                     scores=predictions.detach() * self.config.target_scale,
+                                     hidden_states=hidden_states)
+
+
+class SousaForMultiTask(_SousaRegressionModel):
+    """A regression head per target (`target_names`); a null target (`labels_mask` False) adds no loss."""
+
+    def __init__(self, config: SousaConfig):
+        if config.task_kind != "multitask":
+            raise ValueError(f"SousaForMultiTask needs task_kind='multitask', not {config.task_kind!r}")
+        super().__init__(config)
+        self.heads = nn.ModuleDict({name: SousaScoreHead(self.sousa.pooled_size) for name in config.target_names})
+        self.post_init()
+
+    def forward(self, input_values=None, input_features=None, attention_mask=None, is_longer=None,
+                labels: torch.Tensor | None = None, labels_mask: torch.Tensor | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs
+                ) -> SousaRegressionOutput:
+        inputs = dict(input_values=input_values, input_features=input_features, attention_mask=attention_mask,
+                      is_longer=is_longer, **kwargs)
+        pooled, hidden_states = self._pooled(inputs, output_hidden_states)
+        predictions = torch.cat([self.heads[name](pooled) for name in self.config.target_names], dim=-1)
+        loss = None
+        if labels is not None:
+            loss = self.masked_loss(predictions, labels, labels_mask)
+        return SousaRegressionOutput(loss=loss, predictions=predictions,
+                                     scores=predictions.detach() * self.config.target_scale,
+                                     hidden_states=hidden_states)
+
+    def masked_loss(self, predictions: torch.Tensor, labels: torch.Tensor, labels_mask: torch.Tensor | None):
+        """Sum over targets of `weight * mean loss over the rows where the target is present`."""
+        labels = labels.to(predictions.device, torch.float32)
+        if labels.shape != predictions.shape:
+            raise ValueError(f"multi-task labels have shape {tuple(labels.shape)}; expected {tuple(predictions.shape)}"
+                             f" (batch, one column per target in {self.config.target_names})")
+        mask = (torch.ones_like(labels, dtype=torch.bool) if labels_mask is None
+                else labels_mask.to(predictions.device, torch.bool))
+        losses = self._target_loss(predictions.float(), labels) * mask
+        per_target = losses.sum(dim=0) / mask.sum(dim=0).clamp(min=1)
+        weights = torch.tensor(self.config.target_weights, dtype=per_target.dtype, device=per_target.device)
+        # Summing only the targets present makes a batch's loss exactly what a model without the
+        # absent targets' heads would compute.
+        present = mask.any(dim=0)
+        return (weights * per_target)[present].sum()
+
+
+__all__ = [
+    "SousaCNNModel",
+    "SousaForAudioClassification",
+    "SousaForMultiTask",
+    "SousaForScoreRegression",
+    "SousaModel",
+    "SousaPreTrainedModel",
+]
