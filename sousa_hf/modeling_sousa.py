@@ -22,6 +22,7 @@ from transformers import (
     Wav2Vec2Model,
 )
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import ModelOutput
@@ -58,7 +59,7 @@ def backbone_family(config: SousaConfig) -> str:
 # --------------------------------------------------------------------------- the suite's CNN
 
 
-class SousaCNNBlock(nn.Module):
+class SousaCNNBlock(GradientCheckpointingLayer):
     """Convolution, batch norm, GELU, then 2x2 max pooling (halves frequency and time)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
@@ -78,6 +79,7 @@ class SousaCNNModel(PreTrainedModel):
     config_class = SousaCNNConfig
     base_model_prefix = "cnn"
     main_input_name = "input_features"
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: SousaCNNConfig):
         super().__init__(config)

@@ -229,3 +229,20 @@ def test_the_cnn_trains_from_scratch_at_its_default_size():
     assert model.config.backbone_config.channels == [32, 64, 128, 256]
     assert model.config.sampling_rate == adapter.sampling_rate == 44100
     assert 100_000 < sum(p.numel() for p in model.parameters()) < 2_000_000
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradient_checkpointing_gives_the_same_gradients(validation, family):
+    torch.manual_seed(0)
+    model, adapter = build_model("skill_binary", f"{family}:tiny", length=POLICY)
+    batch = real_batch(validation, "skill_binary", adapter)
+    gradients = []
+    for checkpointing in (False, True):
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model.zero_grad()
+        torch.manual_seed(1)  # the same dropout masks; checkpointing replays them
+        np.random.seed(1)  # wav2vec2 and HuBERT draw their SpecAugment masks with numpy
+        model(**batch).loss.backward()
+        gradients.append(model.classifier.weight.grad.clone())
+    torch.testing.assert_close(gradients[1], gradients[0])
