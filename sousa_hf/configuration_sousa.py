@@ -23,18 +23,20 @@ class SousaCNNConfig(PretrainedConfig):
         kernel_size: square kernel of every convolution.
         hidden_size: width of the frame vectors the model returns (a linear map of the last block).
         dropout: dropout on those frame vectors.
+        norm_groups: groups of the per-clip norm in each block (reduced to a divisor of its channels).
     """
 
     model_type = "sousa_cnn"
 
     def __init__(self, num_mel_bins: int = 128, channels: list[int] | tuple[int, ...] = (32, 64, 128, 256),
-                 kernel_size: int = 3, hidden_size: int = 256, dropout: float = 0.1,
+                 kernel_size: int = 3, hidden_size: int = 256, dropout: float = 0.1, norm_groups: int = 8,
                  initializer_range: float = 0.02, **kwargs):
         self.num_mel_bins = num_mel_bins
         self.channels = list(channels)
         self.kernel_size = kernel_size
         self.hidden_size = hidden_size
         self.dropout = dropout
+        self.norm_groups = norm_groups
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
 

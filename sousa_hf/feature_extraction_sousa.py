@@ -52,7 +52,10 @@ class SousaMelFeatureExtractor(SequenceFeatureExtractor):
     def log_mel(self, waveforms: torch.Tensor) -> torch.Tensor:
         """`(batch, samples)` float waveforms -> `(batch, mels, frames)` dB values, unnormalised."""
         window = torch.hann_window(self.n_fft, device=waveforms.device)
-        spectrum = torch.stft(waveforms, self.n_fft, self.hop_length, window=window, return_complex=True)
+        # Zero (not reflect) padding at the edges: a clip then gets the same frames alone as when a batch
+        # pads it with zeros after its end.
+        spectrum = torch.stft(waveforms, self.n_fft, self.hop_length, window=window, pad_mode="constant",
+                              return_complex=True)
         power = spectrum.abs() ** 2
         mel = self._mel_filters().to(waveforms.device).T @ power
         return 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
@@ -67,7 +70,7 @@ class SousaMelFeatureExtractor(SequenceFeatureExtractor):
         arrays = [np.asarray(a, dtype=np.float32) for a in raw_audio]
         if any(a.ndim != 1 for a in arrays):
             raise ValueError("SousaMelFeatureExtractor expects mono 1-D clips")
-        shortest = self.n_fft // 2 + 1  # torch.stft's reflect padding needs at least this many samples
+        shortest = self.n_fft // 2 + 1  # a shorter clip is padded with silence to this many samples
         lengths = [max(a.size, shortest) for a in arrays]
         batch = torch.zeros(len(arrays), max(lengths))
         for i, array in enumerate(arrays):

@@ -10,6 +10,7 @@ Imports only torch, transformers and the configuration file, so it travels as re
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -59,18 +60,47 @@ def backbone_family(config: SousaConfig) -> str:
 # --------------------------------------------------------------------------- the suite's CNN
 
 
-class SousaCNNBlock(GradientCheckpointingLayer):
-    """Convolution, batch norm, GELU, then 2x2 max pooling (halves frequency and time)."""
+@dataclass
+class SousaCNNOutput(BaseModelOutput):
+    """`BaseModelOutput` plus `frame_mask` (batch, frames): 1 where an output frame holds audio."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+    frame_mask: torch.Tensor | None = None
+
+
+class SousaCNNBlock(GradientCheckpointingLayer):
+    """Convolution, a norm over each clip's real frames, GELU, then 2x2 max pooling (halves frequency and time).
+
+    The norm's statistics come from one clip and only its real frames (a group norm with the padding
+    masked out), and padded frames are zeroed before every convolution and pooling: a clip gives the
+    same vector alone or padded in any batch, and one large batch the same gradients as the same
+    rows split over gradient accumulation or processes (which batch norm would not).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm_groups: int):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-        self.norm = nn.BatchNorm2d(out_channels)
+        self.groups = math.gcd(norm_groups, out_channels)
+        self.norm_weight = nn.Parameter(torch.ones(out_channels))
+        self.norm_bias = nn.Parameter(torch.zeros(out_channels))
         self.activation = nn.GELU()
-        self.pool = nn.MaxPool2d(2)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.activation(self.norm(self.conv(hidden_states))))
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`hidden_states` (batch, channels, mels, frames), `mask` (batch, frames) -> both pooled."""
+        frames = mask[:, None, None, :].to(hidden_states.dtype)
+        hidden = self.conv(hidden_states * frames)
+        batch, channels, mels, time = hidden.shape
+        grouped = hidden.reshape(batch, self.groups, channels // self.groups, mels, time)
+        weights = frames[:, None]  # (batch, 1, 1, 1, frames), broadcast over each group
+        count = (weights.sum(dim=-1, keepdim=True) * (channels // self.groups) * mels).clamp(min=1.0)
+        mean = (grouped * weights).sum(dim=(2, 3, 4), keepdim=True) / count
+        variance = ((grouped - mean).pow(2) * weights).sum(dim=(2, 3, 4), keepdim=True) / count
+        hidden = ((grouped - mean) * torch.rsqrt(variance + 1e-5)).reshape(batch, channels, mels, time)
+        hidden = self.activation(hidden * self.norm_weight[:, None, None] + self.norm_bias[:, None, None])
+        hidden = nn.functional.max_pool2d(hidden * frames, 2)
+        # An output frame is real only if both of its input frames are: a clip's odd last frame is then
+        # dropped whether or not padding follows it, as floor pooling drops it when nothing does.
+        pooled_mask = -nn.functional.max_pool1d(-mask[:, None].to(hidden.dtype), 2)[:, 0]
+        return hidden, pooled_mask
 
 
 class SousaCNNModel(PreTrainedModel):
@@ -87,39 +117,44 @@ class SousaCNNModel(PreTrainedModel):
             raise ValueError(f"num_mel_bins={config.num_mel_bins} is too few for {len(config.channels)} blocks that "
                              f"each halve frequency; use at least {2 ** len(config.channels)} or fewer channels")
         widths = [1, *config.channels]
-        self.blocks = nn.ModuleList(SousaCNNBlock(a, b, config.kernel_size) for a, b in zip(widths, widths[1:]))
+        self.blocks = nn.ModuleList(SousaCNNBlock(a, b, config.kernel_size, config.norm_groups)
+                                    for a, b in zip(widths, widths[1:]))
         self.projection = nn.Linear(config.channels[-1], config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
         self.post_init()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, SousaCNNBlock):
+            init.ones_(module.norm_weight)
+            init.zeros_(module.norm_bias)
 
     @property
     def min_frames(self) -> int:
         return 2 ** len(self.blocks)
 
-    def frame_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The input frame mask pooled like the time axis: an output frame is real if any of its inputs is."""
-        mask = attention_mask.to(torch.float32)[:, None, :]
-        if mask.shape[-1] < self.min_frames:
-            mask = nn.functional.pad(mask, (0, self.min_frames - mask.shape[-1]))
-        for _ in self.blocks:
-            mask = nn.functional.max_pool1d(mask, 2)
-        return mask[:, 0].to(torch.long)
-
     def forward(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs) -> BaseModelOutput:
+                output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs
+                ) -> SousaCNNOutput:
         if input_features.ndim != 3 or input_features.shape[-1] != self.config.num_mel_bins:
             raise ValueError(f"SousaCNNModel expects input_features of shape (batch, frames, "
                              f"{self.config.num_mel_bins}), got {tuple(input_features.shape)}")
-        if input_features.shape[1] < self.min_frames:  # shorter than the pooling stack: pad as silence
-            input_features = nn.functional.pad(input_features, (0, 0, 0, self.min_frames - input_features.shape[1]))
+        batch, frames = input_features.shape[:2]
+        lengths = (torch.full((batch,), frames, device=input_features.device) if attention_mask is None
+                   else attention_mask.to(input_features.device).sum(dim=1))
+        if frames < self.min_frames:
+            input_features = nn.functional.pad(input_features, (0, 0, 0, self.min_frames - frames))
+        # A clip shorter than the pooling stack counts the silence after it as real, alone or in a batch.
+        lengths = lengths.clamp(min=self.min_frames)
+        mask = (torch.arange(input_features.shape[1], device=input_features.device)[None] < lengths[:, None]).float()
         hidden = input_features.transpose(1, 2)[:, None]  # (batch, 1, mels, frames)
         states = []
         for block in self.blocks:
-            hidden = block(hidden)
+            hidden, mask = block(hidden, mask)
             states.append(hidden.mean(dim=2).transpose(1, 2))
         last = self.dropout(self.projection(states[-1]))
-        return BaseModelOutput(last_hidden_state=last,
-                               hidden_states=(*states, last) if output_hidden_states else None)
+        return SousaCNNOutput(last_hidden_state=last, hidden_states=(*states, last) if output_hidden_states else None,
+                              frame_mask=mask.to(torch.long))
 
 
 # --------------------------------------------------------------------------- backbones
@@ -210,8 +245,7 @@ def encode(backbone: nn.Module, config: SousaConfig, inputs: dict, output_hidden
         return last, None, None
     else:
         outputs = backbone(values, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
-        if attention_mask is not None:
-            mask = backbone.frame_mask(attention_mask)[:, : outputs.last_hidden_state.shape[1]]
+        mask = outputs.frame_mask
     return outputs.last_hidden_state, outputs.hidden_states, mask
 
 

@@ -143,17 +143,23 @@ def test_masked_pooling_ignores_padding():
     assert attentive(hidden, mask).shape == (2, 8)
 
 
-def test_a_clip_pools_the_same_alone_and_padded_in_a_batch():
-    # A layer-norm front end takes the mask, so padding must not change a clip's vector.
-    model, adapter = build_model("skill_binary", "hubert:tiny", backbone_config={"feat_extract_norm": "layer",
-                                                                                 "do_stable_layer_norm": True})
+@pytest.mark.parametrize("backbone, overrides", [
+    # A layer-norm front end takes the mask (wav2vec2-large-style checkpoints).
+    ("hubert:tiny", {"feat_extract_norm": "layer", "do_stable_layer_norm": True}),
+    # The suite's CNN masks padding in every block, whatever the clip lengths.
+    ("cnn:tiny", None),
+    ("cnn:random", None),
+])
+def test_a_clip_pools_the_same_alone_and_padded_in_a_batch(backbone, overrides):
+    model, adapter = build_model("skill_binary", backbone, backbone_config=overrides)
     model.eval()
     rng = np.random.default_rng(0)
-    short, long = (rng.standard_normal(int(44100 * s)).astype(np.float32) * 0.1 for s in (1.0, 2.0))
+    clips = [rng.standard_normal(int(44100 * s)).astype(np.float32) * 0.1 for s in (0.05, 1.0, 1.37, 2.0)]
     with torch.no_grad():
-        alone = model.sousa(**adapter([short])).pooled_output[0]
-        padded = model.sousa(**adapter([short, long])).pooled_output[0]
-    torch.testing.assert_close(padded, alone, rtol=1e-4, atol=1e-5)
+        alone = [model.sousa(**adapter([clip])).pooled_output[0] for clip in clips]
+        batched = model.sousa(**adapter(clips)).pooled_output
+    for i, vector in enumerate(alone):
+        torch.testing.assert_close(batched[i], vector, rtol=1e-4, atol=1e-5, msg=f"clip {i}")
 
 
 @pytest.mark.parametrize("family", ["wav2vec2", "whisper", "ast"])

@@ -116,3 +116,14 @@ def test_the_feature_cache_is_reused_across_runs(tmp_path, sample_dir):
     first, second = (run.stdout.strip().splitlines()[-1] for run in runs)
     assert first == second and first.startswith(str(tmp_path))
     assert "Caching ast features" in runs[0].stderr and "Caching ast features" not in runs[1].stderr
+
+
+def test_new_preprocessing_code_makes_a_new_cache(validation, monkeypatch):
+    from sousa_hf.adapters import preprocessing
+
+    adapter = get_adapter("ast", LengthPolicy(max_seconds=2.0))
+    first = prepare_inputs(validation, adapter, cache="features")
+    assert prepare_inputs(validation, adapter, cache="features").cache_files == first.cache_files
+    monkeypatch.setattr(preprocessing, "preprocessing_code_digest", lambda: "a later version")
+    second = prepare_inputs(validation, adapter, cache="features")
+    assert second.cache_files[0]["filename"] != first.cache_files[0]["filename"]

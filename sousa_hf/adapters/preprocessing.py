@@ -11,7 +11,10 @@ Both paths give the same tensors for the same (deterministic) crop:
 
 from __future__ import annotations
 
+import hashlib
 import os
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,6 +38,7 @@ class ModelInputs:
         self.train = train
         self.source = source  # "audio" (a SOUSA audio cell) or "waveform" (this module's int16 cache)
         self.generator = np.random.default_rng(seed)
+        self.code = preprocessing_code_digest()  # part of the cache fingerprint: new code, new cache
 
     def __call__(self, batch: dict) -> dict:
         _single_threaded_in_workers()
@@ -128,6 +132,7 @@ class _Int16Waveform:
 
     def __init__(self, adapter: AudioAdapter):
         self.adapter = adapter
+        self.code = preprocessing_code_digest()
 
 
     def __call__(self, batch: dict) -> dict:
@@ -142,6 +147,22 @@ class _Int16Waveform:
                 out[column] = batch[column]
         return out
 
+
+
+@lru_cache(maxsize=1)
+def preprocessing_code_digest() -> str:
+    """A digest of the code that makes model inputs (the adapters and the CNN's extractor).
+
+    `datasets` fingerprints a `map` function by pickling it, which records classes by name, not by
+    their code: without this, features cached by an older version would be reused after an upgrade.
+    """
+    package = Path(__file__).resolve().parents[1]
+    files = sorted([*package.joinpath("adapters").glob("*.py"), package / "feature_extraction_sousa.py",
+                    package / "data" / "audio.py"])
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _single_threaded_in_workers() -> None:
