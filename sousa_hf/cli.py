@@ -44,6 +44,23 @@ def _adapters_stats(args: argparse.Namespace) -> None:
           f"saved the feature extractor to {args.out_dir}")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from .recipe import load_recipe
+    from .train import run
+
+    recipe, training = load_recipe(args.recipe, args.overrides)
+    run(recipe, training)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluation import evaluate_saved_model
+    from .report import format_metrics_table
+
+    results = evaluate_saved_model(args.model_dir, args.data, split=args.split, output_dir=args.output_dir,
+                                   batch_size=args.batch_size)
+    print(format_metrics_table(results))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sousa-hf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--max-clips", type=int, default=None, help="measure at most this many training clips")
     stats.add_argument("--max-seconds", type=float, default=None, help="length policy max_seconds")
     stats.set_defaults(run=_adapters_stats)
+
+    train = commands.add_parser("train", help="train a model from a recipe (same as python -m sousa_hf.train)")
+    train.add_argument("recipe", nargs="?", help="recipe YAML (default: every key at its default)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a recipe key (YAML value), e.g. --set max_steps=5 --set backbone=hubert:tiny")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="write results.json and metrics/ for a saved model on a split")
+    evaluate.add_argument("model_dir", help="a training run's output folder (or a Hub id)")
+    evaluate.add_argument("--data", required=True, help="SOUSA source (Hub id, folder or Parquet files)")
+    evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
+    evaluate.add_argument("--output-dir", default=None, help="report folder (default MODEL_DIR/eval-SPLIT)")
+    evaluate.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 

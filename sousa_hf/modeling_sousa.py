@@ -435,10 +435,22 @@ class SousaForAudioClassification(_SousaHeadModel):
                       is_longer=is_longer, **kwargs)
         pooled, hidden_states = self._pooled(inputs, output_hidden_states)
         logits = self.classifier(pooled)
-        loss = None
-        if labels is not None:
-            loss = nn.functional.cross_entropy(logits.float(), labels.long().to(logits.device))
+        loss = None if labels is None else self.task_loss(logits, labels)
         return SousaClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor, labels_mask: torch.Tensor | None = None,
+                  class_weights: torch.Tensor | None = None, num_items: torch.Tensor | int | None = None
+                  ) -> torch.Tensor:
+        """Cross-entropy, each row weighted by its class's weight, summed and divided by `num_items`.
+
+        `num_items` defaults to the batch size (the plain mean). The Trainer passes the rows of the whole
+        accumulated (and, across processes, gathered) batch, so that splitting a batch over gradient
+        accumulation steps or processes gives the same gradient as one big batch.
+        """
+        losses = nn.functional.cross_entropy(logits.float(), labels.long().to(logits.device), reduction="none")
+        if class_weights is not None:
+            losses = losses * class_weights.to(losses.device, losses.dtype)[labels.long().to(logits.device)]
+        return losses.sum() / (labels.shape[0] if num_items is None else num_items)
 
 
 class _SousaRegressionModel(_SousaHeadModel):
@@ -478,13 +490,19 @@ class SousaForScoreRegression(_SousaRegressionModel):
                       is_longer=is_longer, **kwargs)
         pooled, hidden_states = self._pooled(inputs, output_hidden_states)
         predictions = self.regressor(pooled)
-        loss = None
-        if labels is not None:
-            labels = labels.to(predictions.device, torch.float32).reshape(predictions.shape)
-            loss = self._target_loss(predictions.float(), labels).mean()
+        loss = None if labels is None else self.task_loss(predictions, labels)
         return SousaRegressionOutput(loss=loss, predictions=predictions,
                                      scores=predictions.detach() * self.config.target_scale,
                                      hidden_states=hidden_states)
+
+
+    def task_loss(self, predictions: torch.Tensor, labels: torch.Tensor, labels_mask: torch.Tensor | None = None,
+                  class_weights: torch.Tensor | None = None, num_items: torch.Tensor | int | None = None
+                  ) -> torch.Tensor:
+        """MSE or Huber on 0-1, summed and divided by `num_items` (default: the batch size)."""
+        labels = labels.to(predictions.device, torch.float32).reshape(predictions.shape)
+        losses = self._target_loss(predictions.float(), labels)
+        return losses.sum() / (labels.shape[0] if num_items is None else num_items)
 
 
 class SousaForMultiTask(_SousaRegressionModel):
@@ -505,23 +523,28 @@ class SousaForMultiTask(_SousaRegressionModel):
                       is_longer=is_longer, **kwargs)
         pooled, hidden_states = self._pooled(inputs, output_hidden_states)
         predictions = torch.cat([self.heads[name](pooled) for name in self.config.target_names], dim=-1)
-        loss = None
-        if labels is not None:
-            loss = self.masked_loss(predictions, labels, labels_mask)
+        loss = None if labels is None else self.task_loss(predictions, labels, labels_mask)
         return SousaRegressionOutput(loss=loss, predictions=predictions,
                                      scores=predictions.detach() * self.config.target_scale,
                                      hidden_states=hidden_states)
 
-    def masked_loss(self, predictions: torch.Tensor, labels: torch.Tensor, labels_mask: torch.Tensor | None):
-        """Sum over targets of `weight * mean loss over the rows where the target is present`."""
+    def task_loss(self, predictions: torch.Tensor, labels: torch.Tensor, labels_mask: torch.Tensor | None = None,
+                  class_weights: torch.Tensor | None = None, num_items: torch.Tensor | None = None) -> torch.Tensor:
+        """Sum over targets of `weight * (summed loss over the rows where the target is not null) / count`.
+
+        `num_items` holds each target's count of non-null rows (default: counted in this batch, so
+        each target's loss is its mean over the rows that have it). The Trainer passes the counts of
+        the whole accumulated, gathered batch.
+        """
         labels = labels.to(predictions.device, torch.float32)
         if labels.shape != predictions.shape:
             raise ValueError(f"multi-task labels have shape {tuple(labels.shape)}; expected {tuple(predictions.shape)}"
                              f" (batch, one column per target in {self.config.target_names})")
         mask = (torch.ones_like(labels, dtype=torch.bool) if labels_mask is None
                 else labels_mask.to(predictions.device, torch.bool))
+        counts = mask.sum(dim=0) if num_items is None else torch.as_tensor(num_items, device=predictions.device)
         losses = self._target_loss(predictions.float(), labels) * mask
-        per_target = losses.sum(dim=0) / mask.sum(dim=0).clamp(min=1)
+        per_target = losses.sum(dim=0) / counts.to(losses.dtype).clamp(min=1)
         weights = torch.tensor(self.config.target_weights, dtype=per_target.dtype, device=per_target.device)
         # Summing only the targets present makes a batch's loss exactly what a model without the
         # absent targets' heads would compute.

@@ -1,0 +1,65 @@
+"""Evaluating a model on a SOUSA split and writing the report: after training, or for any saved model.
+
+    sousa-hf evaluate runs/quickstart --data ../shared/sousa-sample --split test
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from transformers import AutoModel, TrainingArguments
+
+from .adapters import AudioAdapter, get_adapter
+from .adapters.collator import SousaCollator
+from .adapters.preprocessing import prepare_inputs
+from .data.errors import SousaDataError
+from .data.loading import load_sousa
+from .data.tasks import SousaTask, get_task, prepare_task
+from .metrics import SLICE_COLUMNS, unpack_predictions
+from .report import write_report
+from .trainer import SousaTrainer
+
+
+def evaluate_split(trainer: SousaTrainer, split, adapter: AudioAdapter, task: SousaTask, output_dir: str | Path,
+                   name: str, extra: dict | None = None) -> dict:
+    """Predict on a split (after `prepare_task`) and write its report on the main process.
+
+    Returns:
+        What `results.json` holds (an empty dict on other processes).
+    """
+    output = trainer.predict(prepare_inputs(split, adapter), metric_key_prefix=name)
+    predictions, labels, labels_mask = unpack_predictions(task, output.predictions, output.label_ids)
+    columns = {column: split[column] for column in SLICE_COLUMNS.values() if column in split.column_names}
+    if not trainer.is_world_process_zero():
+        return {}
+    return write_report(output_dir, task, name, predictions, labels, labels_mask, columns, extra)
+
+
+def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_dir: str | None = None,
+                         batch_size: int = 16, apply_default_filter: bool = True) -> dict:
+    """Write the report of a saved SOUSA model (a training run's output folder or a Hub id) on a split.
+
+    Args:
+        model_dir: folder or Hub id holding the model and its feature extractor.
+        data: any `load_sousa` source.
+        split: the split to evaluate.
+        output_dir: where `results.json` and `metrics/` go (default: `<model_dir>/eval-<split>`).
+        batch_size: clips per forward pass.
+        apply_default_filter: apply the task's own filter (e.g. `tier_confidence > 0.5` for skill4).
+    """
+    model = AutoModel.from_pretrained(model_dir)
+    if not hasattr(model, "task_loss") or not getattr(model.config, "task", None):
+        raise SousaDataError(f"{model_dir!r} is not a SOUSA task model (no task head in its config.json)")
+    task = get_task(model.config.task)
+    adapter = get_adapter(model_dir)
+    dataset = prepare_task(load_sousa(data, "audio", split=split), task, apply_default_filter=apply_default_filter)
+    output_dir = output_dir or str(Path(model_dir) / f"eval-{split}")
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none",
+                                 remove_unused_columns=False,
+                                 label_names=["labels", "labels_mask"] if task.kind == "multitask" else ["labels"])
+        trainer = SousaTrainer(model=model, args=args, data_collator=SousaCollator(adapter),
+                               processing_class=adapter.feature_extractor)
+        return evaluate_split(trainer, dataset, adapter, task, output_dir, split,
+                              extra={"model": model_dir, "data": data})

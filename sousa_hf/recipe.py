@@ -1,0 +1,129 @@
+"""Recipes: a YAML file of flat keys, overridden from the command line, checked against known keys.
+
+A recipe's keys are the fields of `Recipe` (data, task, backbone, ...) and of `TrainingArguments`
+(`output_dir`, `max_steps`, `learning_rate`, ...). `--set key=value` overrides a key (values are
+YAML: `--set max_steps=5`, `--set backbone_config={num_hidden_layers: 2}`); a dotted key sets one
+entry of a dict-valued key (`--set length.max_seconds=6`). An unknown key is an error naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import TrainingArguments
+
+from .data.errors import SousaDataError
+
+
+@dataclass
+class Recipe:
+    """What to train on what.
+
+    Args:
+        task: `skill4`, `skill_binary`, `overall_score`, `multitask` or `rudiment40`.
+        data: any `load_sousa` source (Hub id, folder, Parquet files); `None` writes and uses the built-in
+            synthetic SOUSA (`synthetic_samples` clips, seed `synthetic_seed`).
+        backbone: Hub checkpoint, local folder, or `<family>:random` / `<family>:tiny`.
+        backbone_config: overrides of the backbone config's fields.
+        length: the adapter's `LengthPolicy` (`max_seconds`, `train_crop`, `eval_crop`).
+        pooling, classifier_dropout, regression_loss, huber_delta, target_weights: see `SousaConfig`.
+        training_mode: `full`, `freeze_feature_encoder`, `freeze_backbone` or `lora`.
+        lora: `LoraSettings` (`rank`, `alpha`, `dropout`, `target_modules`).
+        class_weights: weight classification losses by inverse class frequency in the training split.
+        filters: `filter_sousa` arguments applied to every split (`presets`, `families`, `rudiments`,
+            `tiers`, `min_tier_confidence`), on top of the task's default filter.
+        apply_default_filter: apply the task's own filter (`tier_confidence > 0.5` for skill4).
+        cache: `None` (decode on the fly), `features` or `waveform` (cached Arrow, reused by fingerprint).
+        num_proc: processes for caching.
+        max_train_samples, max_eval_samples: use the first N rows of a split (quick checks).
+        eval_split, test_split: the split chosen on (best checkpoint, early stopping) and the one reported.
+        early_stopping_patience: evaluations without improvement before stopping (`None`: never).
+        resume: continue from the last checkpoint in `output_dir` when there is one.
+    """
+
+    task: str = "skill_binary"
+    data: str | list[str] | None = None
+    synthetic_samples: int = 400
+    synthetic_seed: int = 0
+    backbone: str = "cnn:random"
+    backbone_config: dict[str, Any] = field(default_factory=dict)
+    length: dict[str, Any] = field(default_factory=dict)
+    pooling: str = "mean"
+    classifier_dropout: float = 0.1
+    regression_loss: str = "mse"
+    huber_delta: float = 1.0
+    target_weights: dict[str, float] | list[float] | None = None
+    training_mode: str = "full"
+    lora: dict[str, Any] = field(default_factory=dict)
+    class_weights: bool = True
+    filters: dict[str, Any] = field(default_factory=dict)
+    apply_default_filter: bool = True
+    cache: str | None = None
+    num_proc: int | None = None
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    eval_split: str = "validation"
+    test_split: str = "test"
+    early_stopping_patience: int | None = None
+    resume: bool = True
+
+
+RECIPE_KEYS = {f.name for f in dataclasses.fields(Recipe)}
+TRAINING_KEYS = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+_DICT_KEYS = {name for name in RECIPE_KEYS if isinstance(getattr(Recipe(), name), dict)}
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> tuple[Recipe, dict[str, Any]]:
+    """Read a recipe file (or none: all defaults), apply `key=value` overrides.
+
+    Returns:
+        `(recipe, training_arguments)`: the `Recipe` and the `TrainingArguments` keys it sets.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SousaDataError(f"recipe {str(path)!r} not found")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SousaDataError(f"recipe {str(path)!r} must hold a mapping of keys to values")
+        values.update(loaded)
+    for override in overrides or []:
+        key, value = parse_override(override)
+        head, _, entry = key.partition(".")
+        if entry:
+            if head not in _DICT_KEYS:
+                raise SousaDataError(f"--set {override!r}: only {', '.join(sorted(_DICT_KEYS))} take dotted keys")
+            values[head] = {**(values.get(head) or {}), entry: value}
+        else:
+            values[key] = value
+    unknown = [key for key in values if key not in RECIPE_KEYS | TRAINING_KEYS]
+    if unknown:
+        hints = [f"{key!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+            key, RECIPE_KEYS | TRAINING_KEYS, n=1)) else "") for key in unknown]
+        raise SousaDataError(f"unknown recipe key(s) {', '.join(hints)}; recipe keys are the fields of "
+                             "sousa_hf.recipe.Recipe and of transformers.TrainingArguments")
+    recipe = Recipe(**{k: v for k, v in values.items() if k in RECIPE_KEYS})
+    training = {k: v for k, v in values.items() if k in TRAINING_KEYS and k not in RECIPE_KEYS}
+    return recipe, training
+
+
+def parse_override(override: str) -> tuple[str, Any]:
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise SousaDataError(f"--set expects key=value, got {override!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise SousaDataError(f"--set {override!r}: the value is not valid YAML ({err})") from err
+    return key.strip(), value
+
+
+def dump_recipe(recipe: Recipe, training: dict[str, Any], path: str | Path) -> None:
+    """Write the resolved recipe (every key, overrides applied) next to a run's outputs."""
+    Path(path).write_text(yaml.safe_dump({**dataclasses.asdict(recipe), **training}, sort_keys=False))

@@ -1,0 +1,89 @@
+"""`SousaTrainer`: a `transformers.Trainer` whose loss knows SOUSA's tasks.
+
+The loss is the model head's own `task_loss` (one implementation), given the class weights of the
+training split and the item counts of the whole accumulated batch: classification and regression
+divide a batch's summed loss by the rows of all accumulation steps on all processes, multi-task by
+each target's non-null rows there. A batch split over gradient accumulation steps or processes then
+gives the same gradient as the same rows in one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from transformers import Trainer
+
+from .modeling_sousa import SousaPreTrainedModel
+
+
+class SousaTrainer(Trainer):
+    """A `Trainer` for SOUSA models.
+
+    Args:
+        class_weights: one weight per class (e.g. `sousa_hf.class_weights(train, task)`), for
+            classification; each row's cross-entropy is multiplied by its class's weight.
+        *args, **kwargs: as for `Trainer`.
+    """
+
+    # `compute_loss` normalises by the accumulated batch's item counts itself.
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, *args, class_weights: np.ndarray | torch.Tensor | list[float] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        head = self._head(self.model)
+        self.task_kind = head.config.task_kind
+        if class_weights is not None:
+            if self.task_kind != "classification":
+                raise ValueError(f"class_weights apply to classification; this model's task is {self.task_kind}")
+            class_weights = torch.as_tensor(np.asarray(class_weights), dtype=torch.float32)
+            if class_weights.shape != (head.config.num_labels,):
+                raise ValueError(f"class_weights has shape {tuple(class_weights.shape)}; expected "
+                                 f"({head.config.num_labels},), one weight per label in id2label")
+        self.class_weights = class_weights
+        # Our compute_loss counts items itself (get_batch_samples); the base class must not also pass
+        # `num_items_in_batch` into the model or rescale the loss.
+        self.model_accepts_loss_kwargs = False
+        if self.args.label_names is None:  # a PEFT wrapper hides the head's signature from Trainer
+            self.label_names = ["labels", "labels_mask"] if self.task_kind == "multitask" else ["labels"]
+
+    @staticmethod
+    def _head(model: torch.nn.Module) -> SousaPreTrainedModel:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        if not hasattr(base, "task_loss"):
+            raise TypeError("SousaTrainer trains SOUSA heads (built by sousa_hf.build_model), not "
+                            f"{type(base).__name__}")
+        return base
+
+    def get_batch_samples(self, epoch_iterator: Iterator, num_batches: int, device: torch.device):
+        batches, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if not batches or "labels" not in batches[0]:
+            return batches, None
+        if self.task_kind == "multitask":
+            counts = sum(batch["labels_mask"].sum(dim=0) for batch in batches)
+        else:
+            counts = torch.tensor(sum(batch["labels"].shape[0] for batch in batches))
+        counts = counts.to(device)
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            counts = self.accelerator.reduce(counts, reduction="sum")
+        return batches, counts
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # The head computes its task's loss; the Trainer supplies class weights and the counts that
+        # make it independent of how a batch is split.
+        inputs = dict(inputs)
+        labels, labels_mask = inputs.pop("labels", None), inputs.pop("labels_mask", None)
+        outputs = model(**inputs)
+        if labels is None:
+            raise ValueError(f"SousaTrainer needs 'labels' in every batch; got {sorted(inputs)} (prepare the "
+                             "dataset with sousa_hf.prepare_task)")
+        head = self._head(self.accelerator.unwrap_model(model))
+        prediction = outputs["logits"] if self.task_kind == "classification" else outputs["predictions"]
+        loss = head.task_loss(prediction, labels, labels_mask, class_weights=self.class_weights,
+                              num_items=num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices and self.args.world_size > 1:
+            # DDP averages gradients over processes; each process's share was divided by the global count.
+            loss = loss * self.accelerator.num_processes
+        outputs["loss"] = loss
+        return (loss, outputs) if return_outputs else loss
