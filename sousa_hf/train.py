@@ -47,6 +47,10 @@ def training_arguments(recipe: Recipe, task: SousaTask, values: dict) -> Trainin
         # GPU recipes stay runnable for a smoke test on a laptop (--set backbone=hubert:tiny).
         logger.warning("the recipe asks for bf16 but there is no bf16 GPU here; training in float32")
         values["bf16"] = False
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        # Launched as several processes on a machine without a GPU: without use_cpu each process
+        # would train alone on the whole data instead of joining one gloo process group.
+        values.setdefault("use_cpu", True)
     # Evaluation and saving move together so that the best checkpoint can be loaded at the end.
     if "eval_strategy" in values:
         values.setdefault("save_strategy", values["eval_strategy"])

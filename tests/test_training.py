@@ -4,13 +4,16 @@ accumulation, class weights, and `sousa-hf evaluate` on a saved run."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-from transformers import TrainerCallback, TrainingArguments
+from transformers import AutoModel, TrainerCallback, TrainingArguments
 
-from sousa_hf import build_model, load_sousa, prepare_task
+from sousa_hf import build_model, get_adapter, load_sousa, prepare_task
 from sousa_hf.adapters.collator import SousaCollator
 from sousa_hf.adapters.preprocessing import prepare_inputs
 from sousa_hf.cli import main as cli_main
@@ -136,3 +139,42 @@ def test_evaluate_writes_the_same_report_for_a_saved_model(synthetic_dir, tmp_pa
     assert evaluated["metrics"] == pytest.approx(trained["metrics"])
     assert "balanced_accuracy" in capsys.readouterr().out
     assert (tmp_path / "eval" / "metrics" / "confusion_matrix.png").is_file()
+
+
+def _launch(processes: int, data, output_dir) -> None:
+    # SGD (not Adam, which hides a mis-scaled loss), no dropout and centre crops: nothing random
+    # differs between one process and two, so the two runs take the same steps.
+    overrides = [f"data={data}", f"output_dir={output_dir}", *TINY, "max_steps=3", "eval_steps=3", "optim=sgd",
+                 "learning_rate=0.5", "lr_scheduler_type=constant", "length.train_crop=center",
+                 "classifier_dropout=0", "backbone_config={dropout: 0}", f"per_device_train_batch_size={8 // processes}"]
+    # accelerate's `--cpu` launcher starts one process (several need MPI); `--multi_gpu` starts them
+    # with torchrun, and without a GPU the entry point joins them in a gloo process group on the CPU.
+    launcher = ["--multi_gpu"] if processes > 1 else ["--cpu"]
+    command = [sys.executable, "-m", "accelerate.commands.launch", *launcher, "--num_processes", str(processes),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "sousa_hf.train", *[arg for override in overrides for arg in ("--set", override)]]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+
+def test_two_processes_train_like_one(synthetic_dir, tmp_path):
+    _launch(1, synthetic_dir, tmp_path / "one")
+    _launch(2, synthetic_dir, tmp_path / "two")
+    rows = load_sousa(synthetic_dir, "audio", split="validation").select(range(8))
+    losses = []
+    for run_dir in ("one", "two"):
+        model = AutoModel.from_pretrained(tmp_path / run_dir).eval()
+        adapter = get_adapter(str(tmp_path / run_dir))
+        dataset = prepare_inputs(prepare_task(rows, "skill_binary", apply_default_filter=False), adapter)
+        with torch.no_grad():
+            losses.append(model(**SousaCollator(adapter)([dataset[i] for i in range(8)])).loss.item())
+        state = json.loads((tmp_path / run_dir / "checkpoint-3" / "trainer_state.json").read_text())
+        assert state["global_step"] == 3
+        logged = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+        assert len(logged) == 3
+    initial = build_model("skill_binary", "cnn:tiny")[0].eval()  # a run that did not move fails below
+    with torch.no_grad():
+        untrained = initial(**SousaCollator(adapter)([dataset[i] for i in range(8)])).loss.item()
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4) and abs(losses[0] - untrained) > 1e-3
+    assert (tmp_path / "two" / "results.json").is_file()
