@@ -146,7 +146,8 @@ def _launch(processes: int, data, output_dir) -> None:
     # differs between one process and two, so the two runs take the same steps.
     overrides = [f"data={data}", f"output_dir={output_dir}", *TINY, "max_steps=3", "eval_steps=3", "optim=sgd",
                  "learning_rate=0.5", "lr_scheduler_type=constant", "length.train_crop=center",
-                 "classifier_dropout=0", "backbone_config={dropout: 0}", f"per_device_train_batch_size={8 // processes}"]
+                 "classifier_dropout=0", "backbone_config={dropout: 0}",
+                 f"per_device_train_batch_size={8 // processes}"]
     # accelerate's `--cpu` launcher starts one process (several need MPI); `--multi_gpu` starts them
     # with torchrun, and without a GPU the entry point joins them in a gloo process group on the CPU.
     launcher = ["--multi_gpu"] if processes > 1 else ["--cpu"]
