@@ -3,8 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEMO_DIR ?= .demo/synthetic-sousa
-DEMO_SAMPLES ?= 200
+DEMO_OUT ?= runs/quickstart
 
 .PHONY: demo test lint install clean
 
@@ -18,9 +17,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# Trains the quickstart recipe (the suite's CNN on the built-in synthetic SOUSA) and prints its metrics.
 demo: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 $(BIN)/sousa-hf data synth $(DEMO_DIR) --samples $(DEMO_SAMPLES) --seed 0 --overwrite
-	HF_HUB_OFFLINE=1 $(BIN)/sousa-hf data summary $(DEMO_DIR) --show-batch 4
+	HF_HUB_OFFLINE=1 $(BIN)/sousa-hf train recipes/quickstart.yaml --set output_dir=$(DEMO_OUT)
 
 test: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -29,4 +28,4 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check sousa_hf tests benchmarks
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache

@@ -37,8 +37,6 @@ from .training_modes import LoraSettings, apply_training_mode, merge_lora
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_CACHE = Path(os.environ.get("SOUSA_HF_CACHE", Path.home() / ".cache" / "sousa_hf"))
-
 
 def training_arguments(recipe: Recipe, task: SousaTask, values: dict) -> TrainingArguments:
     """The recipe's `TrainingArguments`, on defaults that pick the best checkpoint by the task's main metric."""
@@ -69,7 +67,8 @@ def training_arguments(recipe: Recipe, task: SousaTask, values: dict) -> Trainin
 
 def synthetic_source(recipe: Recipe) -> str:
     """The built-in synthetic SOUSA, written once per (size, seed) under `$SOUSA_HF_CACHE`."""
-    path = SYNTHETIC_CACHE / f"synthetic-{recipe.synthetic_samples}-seed{recipe.synthetic_seed}"
+    cache = Path(os.environ.get("SOUSA_HF_CACHE", Path.home() / ".cache" / "sousa_hf"))
+    path = cache / f"synthetic-{recipe.synthetic_samples}-seed{recipe.synthetic_seed}"
     if not (path / "splits.json").is_file():
         partial = path.with_name(path.name + f".partial-{os.getpid()}")
         make_synthetic_sousa(partial, num_samples=recipe.synthetic_samples, seed=recipe.synthetic_seed,

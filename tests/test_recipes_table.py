@@ -28,6 +28,13 @@ def test_the_table_lists_every_recipe_file_once():
     assert sorted(listed) == sorted(path.name for path in RECIPES.glob("*.yaml"))
 
 
+def test_the_readme_gives_every_recipe_its_exact_command():
+    readme = (RECIPES.parent / "README.md").read_text()
+    for path in RECIPES.glob("*.yaml"):
+        assert f"| `{path.name}` | `sousa-hf train recipes/{path.name}" in readme, path.name
+        assert path.read_text().startswith(f"# sousa-hf train recipes/{path.name}"), path.name
+
+
 @pytest.mark.parametrize("row", table_rows(), ids=lambda row: row["recipe"].strip("`"))
 def test_each_recipe_runs_tiny_and_writes_its_files(row, synthetic_dir, tmp_path):
     path = RECIPES / row["recipe"].strip("`")
