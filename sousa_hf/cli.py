@@ -61,6 +61,39 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(format_metrics_table(results))
 
 
+def _push(args: argparse.Namespace) -> None:
+    from .hub import prepare_upload, push_model
+
+    if args.dry_run:
+        folder = prepare_upload(args.model_dir, args.dry_run, args.repo_id)
+        print(f"wrote the folder that would be uploaded to {args.repo_id} to {folder}:")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            print(f"  {path.relative_to(folder)}")
+        return
+    url = push_model(args.model_dir, args.repo_id, private=args.private, exist_ok=args.exist_ok)
+    print(f"pushed {args.model_dir} to {url}")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .predict import SousaPredictor
+
+    predictor = SousaPredictor.from_pretrained(args.model, batch_size=args.batch_size)
+    results = predictor.predict_files(args.inputs, progress=not args.json)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            if "error" in result:
+                print(f"{result['file']}: error: {result['error']}")
+            elif result["label"] is not None:
+                print(f"{result['file']}: {result['label']} ({result['scores'][result['label']]:.1%})")
+            else:
+                print(f"{result['file']}: " + ", ".join(f"{k} {v:.1f}" for k, v in result["scores"].items()))
+    return 1 if any("error" in result for result in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sousa-hf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -107,17 +140,35 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output-dir", default=None, help="report folder (default MODEL_DIR/eval-SPLIT)")
     evaluate.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
     evaluate.set_defaults(run=_evaluate)
+
+    push = commands.add_parser("push", help="upload a trained model with its card, code and recipe to the Hub")
+    push.add_argument("model_dir", help="a training run's output folder")
+    push.add_argument("--repo-id", required=True, help="USER/NAME (or ORG/NAME) of the Hub repository")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.add_argument("--exist-ok", action="store_true",
+                      help="push a new commit to an existing repository (its files become this model's)")
+    push.add_argument("--dry-run", metavar="OUT_DIR", default=None,
+                      help="write exactly the folder that would be uploaded to OUT_DIR; upload nothing")
+    push.set_defaults(run=_push)
+
+    predict = commands.add_parser("predict", help="label or score audio files with a saved model")
+    predict.add_argument("model", help="a training run's output folder or a Hub id")
+    predict.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR",
+                         help="audio files (wav, flac, mp3, ogg; any rate, mono or stereo) or folders of them")
+    predict.add_argument("--json", action="store_true",
+                         help='print one JSON list: {"file", "label", "scores"} or {"file", "error"} per file')
+    predict.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
+    predict.set_defaults(run=_predict)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except SousaDataError as err:
         print(f"sousa-hf: error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ Imports only torch, transformers and the configuration file, so it travels as re
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from dataclasses import dataclass
 
 import torch
@@ -327,6 +329,10 @@ class SousaRegressionOutput(ModelOutput):
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
+# Shipped next to this file and copied into every saved classifier (remote code for `pipeline`).
+PIPELINE_FILE = "pipeline_sousa.py"
+
+
 class SousaPreTrainedModel(PreTrainedModel):
     config_class = SousaConfig
     base_model_prefix = "sousa"
@@ -437,6 +443,17 @@ class SousaForAudioClassification(_SousaHeadModel):
         logits = self.classifier(pooled)
         loss = None if labels is None else self.task_loss(logits, labels)
         return SousaClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # `pipeline("audio-classification", trust_remote_code=True)` then preprocesses as the adapter does.
+        pipeline_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), PIPELINE_FILE)
+        if os.path.isfile(pipeline_file):
+            self.config.custom_pipelines = {"audio-classification": {
+                "impl": f"{PIPELINE_FILE[:-3]}.SousaAudioClassificationPipeline",
+                "pt": ["AutoModelForAudioClassification"], "tf": [], "type": "audio"}}
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if os.path.isfile(pipeline_file) and kwargs.get("is_main_process", True):
+            shutil.copy(pipeline_file, os.path.join(save_directory, PIPELINE_FILE))
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor, labels_mask: torch.Tensor | None = None,
                   class_weights: torch.Tensor | None = None, num_items: torch.Tensor | int | None = None

@@ -29,6 +29,7 @@ from .data.loading import load_sousa
 from .data.synthetic import make_synthetic_sousa
 from .data.tasks import SousaTask, class_weights, get_task, prepare_task
 from .evaluation import evaluate_split
+from .hub import require_token
 from .metrics import SousaMetrics
 from .recipe import Recipe, dump_recipe
 from .report import format_metrics_table
@@ -49,6 +50,10 @@ def training_arguments(recipe: Recipe, task: SousaTask, values: dict) -> Trainin
         # Launched as several processes on a machine without a GPU: without use_cpu each process
         # would train alone on the whole data instead of joining one gloo process group.
         values.setdefault("use_cpu", True)
+    if values.get("push_to_hub"):
+        # One push at the end, of the folder `sousa-hf push` would upload; "every_save" would also
+        # upload the run's intermediate files from output_dir.
+        values.setdefault("hub_strategy", "end")
     # Evaluation and saving move together so that the best checkpoint can be loaded at the end.
     if "eval_strategy" in values:
         values.setdefault("save_strategy", values["eval_strategy"])
@@ -103,6 +108,8 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
     """Train as the recipe says, then evaluate the best model on the test split; returns `results.json`."""
     task = get_task(recipe.task)
     args = training_arguments(recipe, task, training or {})
+    if args.push_to_hub:
+        require_token(args.hub_token)  # before hours of training, not after
     set_seed(args.seed)
     splits = load_splits(recipe, task, args)
     model, adapter = build_model(
@@ -140,6 +147,8 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
                              extra={"backbone": recipe.backbone, "data": recipe.data or "synthetic"})
     if trainer.is_world_process_zero():
         print(format_metrics_table(results))
+    if args.push_to_hub:
+        trainer.push_to_hub()
     return results
 
 

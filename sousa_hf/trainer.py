@@ -87,3 +87,20 @@ class SousaTrainer(Trainer):
             loss = loss * self.accelerator.num_processes
         outputs["loss"] = loss
         return (loss, outputs) if return_outputs else loss
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
+                    token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
+        """Upload `output_dir` as `sousa-hf push` does: weights, config, remote code, the card made from
+        the run, the recipe and `results.json` (so `output_dir` must hold the final model and its report, as
+        `sousa_hf.train.run` leaves it). Checkpoints and `training_args.bin` stay local; `revision` and the
+        Trainer's card arguments do not apply."""
+        from .hub import push_model
+
+        if not self.is_world_process_zero():
+            return None
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token, private=private)
+        return push_model(self.args.output_dir, self.hub_model_id, exist_ok=True,
+                          private=self.args.hub_private_repo if private is None else private,
+                          token=token if token is not None else self.args.hub_token,
+                          commit_message=commit_message or "End of training")

@@ -70,9 +70,12 @@ def _adapter_name_of_checkpoint(checkpoint: str) -> str:
         if stored.get("sousa_adapter") in ADAPTERS:
             return stored["sousa_adapter"]
     try:
-        model_type = AutoConfig.from_pretrained(checkpoint).model_type
+        config = AutoConfig.from_pretrained(checkpoint)
+        model_type = config.model_type
     except Exception:
         model_type = None
+    if model_type == "sousa" and getattr(config, "adapter", None) in ADAPTERS:  # a saved SOUSA model on the Hub
+        return config.adapter
     if model_type in MODEL_TYPE_ADAPTERS:
         return MODEL_TYPE_ADAPTERS[model_type]
     if os.path.isfile(saved):

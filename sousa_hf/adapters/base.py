@@ -180,6 +180,9 @@ class AudioAdapter:
         """Save the feature extractor's config with the adapter name and length policy inside it."""
         self.feature_extractor.sousa_adapter = self.name
         self.feature_extractor.sousa_length_policy = self.length.to_dict()
+        # What the remote-code pipeline (pipeline_sousa.py) needs to crop and pad as this adapter does.
+        self.feature_extractor.sousa_max_seconds = self.max_seconds
+        self.feature_extractor.sousa_min_seconds = self.min_seconds
         self.feature_extractor.save_pretrained(save_directory)
 
     def __repr__(self) -> str:

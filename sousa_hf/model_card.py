@@ -1,0 +1,232 @@
+"""The model card of a trained SOUSA model, filled from its run: `results.json`, `recipe.yaml`, config.
+
+The templates are `model_cards/<task>.md` (Jinja2, over `model_cards/base.md`). The metadata is
+built with huggingface_hub's `ModelCardData` and `EvalResult`, so the `model-index` is what the Hub
+parses, with every metric of `results.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import fields
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from safetensors import safe_open
+
+from .configuration_sousa import SousaConfig
+from .data.errors import SousaDataError
+from .data.loading import HUB_ID
+from .data.tasks import get_task
+from .data.tier_confidence import SKILL_TIERS
+from .recipe import Recipe
+
+# Recipe keys worth a row in the card's hyper-parameter table (the TrainingArguments values all are).
+RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "length", "class_weights", "regression_loss",
+                          "huber_delta", "target_weights", "classifier_dropout", "early_stopping_patience")
+# TrainingArguments values that describe the machine or the run's files, not the training.
+NOT_HYPERPARAMETERS = {"output_dir", "logging_steps", "logging_dir", "report_to", "push_to_hub", "hub_model_id",
+                       "hub_private_repo", "hub_token", "hub_strategy", "dataloader_num_workers", "save_total_limit",
+                       "per_device_eval_batch_size", "use_cpu", "disable_tqdm", "overwrite_output_dir"}
+TIER_METRICS = {"classification": ("balanced_accuracy", "accuracy", "macro_f1"), "regression": ("mae", "r2"),
+                "multitask": ("mae", "r2")}
+METRIC_NAMES = {"balanced_accuracy": "Balanced accuracy", "accuracy": "Accuracy", "macro_f1": "Macro F1",
+                "quadratic_kappa": "Quadratic weighted kappa", "within_family_error_rate": "Within-family error rate",
+                "mse": "MSE (0-100)", "mae": "MAE (0-100)", "r2": "R2"}
+
+
+def make_model_card(model_dir: str | Path, repo_id: str | None = None) -> ModelCard:
+    """The card of the model saved in `model_dir` (a training run's output folder).
+
+    Args:
+        model_dir: holds `config.json`, `results.json` and, from `sousa-hf train`, `recipe.yaml`.
+        repo_id: the Hub repository it goes to (names the model and fills the loading example).
+    """
+    model_dir = Path(model_dir)
+    results = _read_json(model_dir / "results.json", "run `sousa-hf evaluate MODEL_DIR --data SOURCE` to make it")
+    config = SousaConfig.from_pretrained(model_dir)
+    recipe = _read_recipe(model_dir / "recipe.yaml")
+    task = get_task(config.task)
+    repo_id = repo_id or f"USER/{model_dir.resolve().name}"
+    data = recipe.get("data")
+    card_data = ModelCardData(
+        model_name=repo_id.split("/")[-1],
+        library_name="transformers",
+        pipeline_tag="audio-classification" if task.kind == "classification" else "other",
+        datasets=[HUB_ID],
+        base_model=_base_model(config.backbone),
+        tags=["audio", "sousa", "snare-drum", "drumming-assessment", task.name],
+        eval_results=_eval_results(results, task, data),
+    )
+    per_tier = _read_json(model_dir / "metrics" / "per_skill_tier.json") if (
+        model_dir / "metrics" / "per_skill_tier.json").is_file() else {}
+    tier_metrics = [m for m in TIER_METRICS[task.kind] if any(m in row for row in per_tier.values())]
+    environment = jinja2.Environment(loader=jinja2.FunctionLoader(_template_source), undefined=jinja2.StrictUndefined,
+                                     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    content = environment.get_template(f"{task.name}.md").render(
+        card_data=card_data.to_yaml(),
+        model_name=card_data.model_name,
+        repo_id=repo_id,
+        task=task.name,
+        task_description=task.description,
+        config=config,
+        recipe={"eval_split": "validation", **recipe},
+        results=results,
+        data_description=_data_description(data, recipe),
+        backbone_description=_backbone_description(config.backbone, model_dir),
+        input_description=_input_description(config),
+        head_description=_head_description(config, task),
+        filters_description=_filters_description(recipe, task),
+        presets_description=_presets_description(recipe),
+        hyperparameters_table=_markdown_table(["hyper-parameter", "value"], _hyperparameters(recipe, task)),
+        metrics_table=_markdown_table(["metric", "value"], [(METRIC_NAMES.get(name, name), _format(value))
+                                                            for name, value in results["metrics"].items()]),
+        per_tier_table=per_tier and _markdown_table(
+            ["skill tier", "clips", *(METRIC_NAMES.get(m, m) for m in tier_metrics)],
+            [[tier, row["count"], *(_format(row.get(m)) for m in tier_metrics)]
+             for tier, row in sorted(per_tier.items(), key=lambda item: _tier_order(item[0]))]),
+    )
+    return ModelCard(content)
+
+
+def _template_source(name: str) -> str:
+    template = resources.files("sousa_hf.model_cards") / name
+    if not template.is_file():
+        raise SousaDataError(f"no model-card template {name!r} in model_cards/")
+    return template.read_text(encoding="utf-8")
+
+
+def _read_json(path: Path, hint: str = "") -> dict:
+    if not path.is_file():
+        raise SousaDataError(f"{path} is missing; {hint}" if hint else f"{path} is missing")
+    return json.loads(path.read_text())
+
+
+def _read_recipe(path: Path) -> dict:
+    """The run's recipe as saved (every key), or `{}` for a model evaluated without one."""
+    return yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
+
+
+def _eval_results(results: dict, task, data: str | None) -> list[EvalResult]:
+    real = data == HUB_ID
+    return [
+        EvalResult(
+            task_type="audio-classification" if task.kind == "classification" else "other",
+            task_name=task.description,
+            dataset_type=HUB_ID if real else "sousa-hf/synthetic-sousa" if data is None else "local-sousa",
+            dataset_name="SOUSA" if real else "synthetic SOUSA (sousa-hf)" if data is None else "SOUSA (local copy)",
+            dataset_config="audio",
+            dataset_split=results["split"],
+            metric_type=name,
+            metric_name=METRIC_NAMES.get(name, name),
+            metric_value=value,
+        )
+        for name, value in results["metrics"].items()
+        if value is not None and not (isinstance(value, float) and math.isnan(value))
+    ]
+
+
+def _base_model(backbone: str | None) -> str | None:
+    """A Hub checkpoint the backbone started from; None for random init (`cnn:random`, `hubert:tiny`)."""
+    if not backbone or ":" in backbone or Path(backbone).exists():
+        return None
+    return backbone
+
+
+def _data_description(data: str | None, recipe: dict) -> str:
+    if data == HUB_ID:
+        return f"[SOUSA](https://huggingface.co/datasets/{HUB_ID}) (config `audio`)"
+    if data is None:
+        return (f"the built-in synthetic SOUSA of sousa-hf ({recipe.get('synthetic_samples', '?')} clips, seed "
+                f"{recipe.get('synthetic_seed', '?')}), made by the suite's own generator in SOUSA's layout, "
+                f"not the published dataset")
+    return f"a local copy of SOUSA (`{Path(str(data)).name}`)"
+
+
+def _backbone_description(backbone: str | None, model_dir: Path) -> str:
+    parameters = _count_parameters(model_dir / "model.safetensors")
+    size = f" ({parameters / 1e6:.2f}M parameters in all)" if parameters else ""
+    if backbone and _base_model(backbone):
+        return f"[{backbone}](https://huggingface.co/{backbone}), pretrained{size}"
+    if backbone and backbone.endswith(":random"):
+        family = backbone.split(":")[0]
+        return f"`{backbone}`: the {family} architecture from random weights, trained from scratch{size}"
+    if backbone and backbone.endswith(":tiny"):
+        return f"`{backbone}`: a tiny random configuration for smoke tests, not a useful model{size}"
+    return f"`{backbone}`{size}"
+
+
+def _count_parameters(weights: Path) -> int:
+    if not weights.is_file():
+        return 0
+    with safe_open(str(weights), framework="pt") as file:
+        return sum(math.prod(file.get_slice(name).get_shape()) for name in file.keys())
+
+
+def _input_description(config: SousaConfig) -> str:
+    crop = (f"clips longer than {config.max_seconds:g} s cropped (the centre, to evaluate)"
+            if config.max_seconds else "the whole clip")
+    return f"`{config.adapter}` adapter: mono audio at {config.sampling_rate} Hz, {crop}"
+
+
+def _head_description(config: SousaConfig, task) -> str:
+    if task.kind == "classification":
+        return f"linear classifier over {config.num_labels} labels ({', '.join(config.id2label.values())})"
+    names = ", ".join(config.target_names)
+    if task.kind == "regression":
+        return f"linear regressor of {names} on 0-1, reported on 0-100 ({config.regression_loss} loss)"
+    weights = config.target_weights or {}
+    weighted = ", ".join(f"{name} x{weights[name]:g}" for name in config.target_names if name in weights)
+    return (f"one linear head per target ({names}) on 0-1, reported on 0-100; {config.regression_loss} loss "
+            f"masked where a target is null" + (f", weighted {weighted}" if weighted else ""))
+
+
+def _filters_description(recipe: dict, task) -> str:
+    parts = []
+    if task.min_tier_confidence is not None and recipe.get("apply_default_filter", True):
+        parts.append(f"`tier_confidence > {task.min_tier_confidence:g}` (the task's default, from the SOUSA guide)")
+    for key, value in (recipe.get("filters") or {}).items():
+        if key != "presets":
+            parts.append(f"`{key}`: {value}")
+    return "; ".join(parts) if parts else "none: every clip of each split"
+
+
+def _presets_description(recipe: dict) -> str:
+    presets = (recipe.get("filters") or {}).get("presets")
+    if presets:
+        return f"only {', '.join(f'`{p}`' for p in ([presets] if isinstance(presets, str) else presets))}"
+    return ("all five of SOUSA's room and processing presets (clean studio, practice room, gym, garage, marching "
+            "field), in training and evaluation alike")
+
+
+def _hyperparameters(recipe: dict, task) -> list[tuple[str, str]]:
+    recipe_keys = {field.name for field in fields(Recipe)}
+    unused = {"classification": {"regression_loss", "huber_delta", "target_weights"},
+              "regression": {"class_weights", "target_weights"}, "multitask": {"class_weights"}}[task.kind]
+    if recipe.get("regression_loss") != "huber":
+        unused.add("huber_delta")
+    if recipe.get("training_mode") != "lora":
+        unused.add("lora")
+    rows = [(key, recipe[key]) for key in RECIPE_HYPERPARAMETERS
+            if key not in unused and recipe.get(key) not in (None, {}, [])]
+    rows += [(key, value) for key, value in recipe.items() if key not in recipe_keys and key not in NOT_HYPERPARAMETERS]
+    return [(key, f"`{json.dumps(value) if isinstance(value, (dict, list)) else value}`") for key, value in rows]
+
+
+def _markdown_table(header: list[str], rows) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |" for line in lines)
+
+
+def _tier_order(tier: str) -> int:
+    return SKILL_TIERS.index(tier) if tier in SKILL_TIERS else len(SKILL_TIERS)
+
+
+def _format(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
