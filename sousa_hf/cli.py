@@ -80,7 +80,7 @@ def _predict(args: argparse.Namespace) -> int:
     from .predict import SousaPredictor
 
     predictor = SousaPredictor.from_pretrained(args.model, batch_size=args.batch_size)
-    results = predictor.predict_files(args.inputs, progress=not args.json)
+    results = predictor.predict_files(args.inputs)  # the progress bar is on stderr, the JSON on stdout
     if args.json:
         print(json.dumps(results, indent=2))
     else:

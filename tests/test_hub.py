@@ -308,6 +308,15 @@ def test_push_uploads_the_dry_run_folder_and_loads_back_by_hub_id(trained, audio
         (local,) = SousaPredictor.from_pretrained(str(trained["skill4"])).predict_files([take], progress=False)
         assert max(abs(from_hub[k] - local["scores"][k]) for k in from_hub) < 1e-5
 
+        # A score model by Hub id, served by `sousa-hf predict`.
+        assert _sousa_hf(hub, home, "push", str(trained["multitask"]), "--repo-id", f"{USER}/scores").returncode == 0
+        predicted = _sousa_hf(hub, home, "predict", f"{USER}/scores", take, "--json")
+        assert predicted.returncode == 0, predicted.stderr[-3000:]
+        (remote,) = json.loads(predicted.stdout)
+        (local,) = SousaPredictor.from_pretrained(str(trained["multitask"])).predict_files([take], progress=False)
+        assert remote["label"] is None and remote["scores"].keys() == local["scores"].keys()
+        assert max(abs(remote["scores"][k] - local["scores"][k]) for k in local["scores"]) < 1e-3  # on 0-100
+
 
 def test_a_recipe_with_push_to_hub_uploads_the_same_folder(synthetic_dir, tmp_path):
     with HubStandIn(tokens={TOKEN: USER}) as hub:
