@@ -68,7 +68,7 @@ _CLASSES = {"classification": SousaForAudioClassification, "regression": SousaFo
 def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict | None = None,
                 length: LengthPolicy | None = None, pooling: str = "mean", classifier_dropout: float = 0.1,
                 regression_loss: str = "mse", huber_delta: float = 1.0,
-                target_weights: list[float] | dict[str, float] | None = None
+                target_weights: list[float] | dict[str, float] | None = None, feature_extractor: str | None = None
                 ) -> tuple[SousaPreTrainedModel, AudioAdapter]:
     """A SOUSA model for `task` on `backbone`, and the adapter that makes its inputs.
 
@@ -81,13 +81,18 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         pooling: `mean`, `attentive_stats` or `weighted_layers` (see `SousaConfig`).
         classifier_dropout, regression_loss, huber_delta: see `SousaConfig`.
         target_weights: multi-task loss weight per target (a list in target order or a dict by name).
+        feature_extractor: a folder or Hub id whose feature extractor to use instead of the backbone's
+            (e.g. one `sousa-hf adapters stats` saved with SOUSA's statistics); same family as `backbone`.
 
     Returns:
         `(model, adapter)`; a checkpoint's weights are loaded into the backbone, the head is new.
     """
     task = get_task(task)
     family, variant, checkpoint = parse_backbone(backbone)
-    adapter = get_adapter(checkpoint or family, length)
+    if feature_extractor is None:
+        adapter = get_adapter(checkpoint or family, length)
+    else:
+        adapter = _adapter_with_extractor(family, feature_extractor, length)
     pretrained = None
     if checkpoint is None:
         config = DEFAULT_CONFIGS[family](**(TINY_CONFIGS[family] if variant == "tiny" else {}))
@@ -111,6 +116,15 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
     if pretrained is not None:
         model.sousa.backbone.load_state_dict(pretrained.state_dict())
     return model, adapter
+
+
+def _adapter_with_extractor(family: str, source: str, length: LengthPolicy | None) -> AudioAdapter:
+    adapter_class = ADAPTERS[family]
+    extractor = get_adapter(source, length).feature_extractor
+    if not isinstance(extractor, adapter_class.feature_extractor_class):
+        raise ValueError(f"feature_extractor {source!r} holds a {type(extractor).__name__}; the {family} backbone "
+                         f"takes a {adapter_class.feature_extractor_class.__name__}")
+    return adapter_class(extractor, length)
 
 
 def parse_backbone(backbone: str) -> tuple[str, str | None, str | None]:

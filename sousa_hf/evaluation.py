@@ -5,20 +5,27 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
+import yaml
 from transformers import AutoModel, TrainingArguments
+from transformers.utils import cached_file
 
 from .adapters import AudioAdapter, get_adapter
 from .adapters.collator import SousaCollator
 from .adapters.preprocessing import prepare_inputs
 from .data.errors import SousaDataError
+from .data.filters import filter_sousa
 from .data.loading import load_sousa
 from .data.tasks import SousaTask, get_task, prepare_task
+from .hub import check_model_source
 from .metrics import SLICE_COLUMNS, unpack_predictions
 from .report import write_report
 from .trainer import SousaTrainer
+
+logger = logging.getLogger(__name__)
 
 
 def evaluate_split(trainer: SousaTrainer, split, adapter: AudioAdapter, task: SousaTask, output_dir: str | Path,
@@ -37,7 +44,7 @@ def evaluate_split(trainer: SousaTrainer, split, adapter: AudioAdapter, task: So
 
 
 def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_dir: str | None = None,
-                         batch_size: int = 16, apply_default_filter: bool = True) -> dict:
+                         batch_size: int = 16, apply_default_filter: bool | None = None) -> dict:
     """Write the report of a saved SOUSA model (a training run's output folder or a Hub id) on a split.
 
     Args:
@@ -46,14 +53,26 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
         split: the split to evaluate.
         output_dir: where `results.json` and `metrics/` go (default: `<model_dir>/eval-<split>`).
         batch_size: clips per forward pass.
-        apply_default_filter: apply the task's own filter (e.g. `tier_confidence > 0.5` for skill4).
+        apply_default_filter: apply the task's own filter (e.g. `tier_confidence > 0.5` for skill4);
+            `None` does as the model's run did.
+
+    The run's `recipe.yaml`, when saved with the model, supplies its `filters` (presets, families, ...),
+    so that the split is the one the run itself reported on.
     """
+    check_model_source(model_dir)
     model = AutoModel.from_pretrained(model_dir)
     if not hasattr(model, "task_loss") or not getattr(model.config, "task", None):
         raise SousaDataError(f"{model_dir!r} is not a SOUSA task model (no task head in its config.json)")
     task = get_task(model.config.task)
     adapter = get_adapter(model_dir)
-    dataset = prepare_task(load_sousa(data, "audio", split=split), task, apply_default_filter=apply_default_filter)
+    recipe = _saved_recipe(model_dir)
+    if apply_default_filter is None:
+        apply_default_filter = recipe.get("apply_default_filter", True)
+    dataset = load_sousa(data, "audio", split=split)
+    if recipe.get("filters"):
+        logger.info("applying the run's filters from its recipe.yaml: %s", recipe["filters"])
+        dataset = filter_sousa(dataset, **recipe["filters"])
+    dataset = prepare_task(dataset, task, apply_default_filter=apply_default_filter)
     output_dir = output_dir or str(Path(model_dir) / f"eval-{split}")
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none",
@@ -63,3 +82,10 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
                                processing_class=adapter.feature_extractor)
         return evaluate_split(trainer, dataset, adapter, task, output_dir, split,
                               extra={"model": model_dir, "data": data})
+
+
+def _saved_recipe(model_dir: str) -> dict:
+    """The `recipe.yaml` saved with a model (folder or Hub id), or `{}`."""
+    path = cached_file(model_dir, "recipe.yaml", _raise_exceptions_for_missing_entries=False,
+                       _raise_exceptions_for_connection_errors=False)
+    return (yaml.safe_load(Path(path).read_text()) or {}) if path else {}

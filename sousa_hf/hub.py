@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 # Besides the weights, config and remote code: what a user of the model wants next to it.
 RUN_FILES = ("preprocessor_config.json", "recipe.yaml", "results.json")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_MODEL_ID = re.compile(r"^([A-Za-z0-9][\w.-]*/)?[\w.-]+$")  # also the namespace-less legacy ids (gpt2)
 
 
 class SousaHubError(SousaDataError):
@@ -103,8 +104,32 @@ def push_model(model_dir: str | Path, repo_id: str, *, private: bool = False, ex
             api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
                               delete_patterns="*")
     except HfHubHTTPError as err:
-        raise SousaHubError(_explain(err, repo_id)) from err
+        raise SousaHubError(explain_hub_error(err, repo_id)) from err
     return str(url)
+
+
+def check_push_target(output_dir: str | Path, hub_model_id: str | None, *, token: str | None = None,
+                      exist_ok: bool = False) -> str:
+    """Before a training run that pushes at the end: the token works and the repository is free.
+
+    The repository is `hub_model_id`, or `output_dir`'s name, in the token's namespace when it names
+    none (as `Trainer` chooses it). One that exists and already holds files is refused unless
+    `exist_ok`; an empty one (made by a run that crashed before its push) is reused. Returns the repo id.
+    """
+    api = HfApi(token=require_token(token))
+    name = hub_model_id or Path(output_dir).absolute().name
+    try:
+        repo_id = name if "/" in name else f"{api.whoami()['name']}/{name}"
+        check_repo_id(repo_id)
+        if api.repo_exists(repo_id) and not exist_ok:
+            held = [path for path in api.list_repo_files(repo_id) if path != ".gitattributes"]
+            if held:
+                raise SousaHubError(
+                    f"{repo_id} already exists on the Hub and holds {len(held)} file(s); set hub_exist_ok: true "
+                    "(--set hub_exist_ok=true) to replace them with this run's model, or choose another hub_model_id")
+    except HfHubHTTPError as err:
+        raise SousaHubError(explain_hub_error(err, name)) from err
+    return repo_id
 
 
 def require_token(token: str | None = None) -> str:
@@ -116,12 +141,21 @@ def require_token(token: str | None = None) -> str:
     return token
 
 
+def check_model_source(source: str) -> None:
+    """A saved model's folder or a Hub id; a path that is neither is an error naming it."""
+    if Path(source).is_dir():
+        return
+    if Path(source).exists() or source.startswith((".", "/", "~")) or not HUB_MODEL_ID.match(source):
+        raise SousaDataError(f"{source!r} is neither a folder holding a saved model nor a Hub id (USER/NAME); "
+                             "pass a training run's output folder")
+
+
 def check_repo_id(repo_id: str) -> None:
     if not REPO_ID.match(repo_id or ""):
         raise SousaHubError(f"--repo-id must be USER/NAME (or ORG/NAME), got {repo_id!r}")
 
 
-def _explain(err: HfHubHTTPError, repo_id: str) -> str:
+def explain_hub_error(err: HfHubHTTPError, repo_id: str) -> str:
     status = err.response.status_code if err.response is not None else None
     if status == 401:
         return "the Hub refused the token (401); check it with `hf auth whoami` or set a valid HF_TOKEN"

@@ -59,7 +59,9 @@ def _classification_metrics(y_true, y_pred, task: SousaTask, detailed: bool) -> 
     metrics = {
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else math.nan,
         "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else math.nan,
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        # Over the classes present in the labels or the predictions (sklearn's default): a slice of one
+        # skill tier holds one class, and absent classes would pull its macro F1 to 1/4 of the truth.
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)) if len(y_true) else math.nan,
     }
     if task.ordinal:
         metrics["quadratic_kappa"] = _kappa(y_true, y_pred, labels)

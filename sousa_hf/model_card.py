@@ -32,6 +32,7 @@ RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "length", "class_w
 NOT_HYPERPARAMETERS = {"output_dir", "logging_steps", "logging_dir", "report_to", "push_to_hub", "hub_model_id",
                        "hub_private_repo", "hub_token", "hub_strategy", "dataloader_num_workers", "save_total_limit",
                        "per_device_eval_batch_size", "use_cpu", "disable_tqdm", "overwrite_output_dir"}
+UNKNOWN_DATA = "unknown"
 TIER_METRICS = {"classification": ("balanced_accuracy", "accuracy", "macro_f1"), "regression": ("mae", "r2"),
                 "multitask": ("mae", "r2")}
 METRIC_NAMES = {"balanced_accuracy": "Balanced accuracy", "accuracy": "Accuracy", "macro_f1": "Macro F1",
@@ -47,12 +48,16 @@ def make_model_card(model_dir: str | Path, repo_id: str | None = None) -> ModelC
         repo_id: the Hub repository it goes to (names the model and fills the loading example).
     """
     model_dir = Path(model_dir)
-    results = _read_json(model_dir / "results.json", "run `sousa-hf evaluate MODEL_DIR --data SOURCE` to make it")
+    results = _read_json(model_dir / "results.json",
+                         "run `sousa-hf evaluate MODEL_DIR --data SOURCE --output-dir MODEL_DIR` to make it")
     config = SousaConfig.from_pretrained(model_dir)
     recipe = _read_recipe(model_dir / "recipe.yaml")
     task = get_task(config.task)
     repo_id = repo_id or f"USER/{model_dir.resolve().name}"
-    data = recipe.get("data")
+    # Without a recipe (a model evaluated, not trained, here) the report names the data it was evaluated on.
+    data = recipe.get("data") if recipe else results.get("data", UNKNOWN_DATA)
+    if data == "synthetic":  # how `sousa_hf.train` records the built-in synthetic SOUSA in results.json
+        data = None
     card_data = ModelCardData(
         model_name=repo_id.split("/")[-1],
         library_name="transformers",
@@ -75,6 +80,7 @@ def make_model_card(model_dir: str | Path, repo_id: str | None = None) -> ModelC
         task_description=task.description,
         config=config,
         recipe={"eval_split": "validation", **recipe},
+        recipe_saved=bool(recipe),
         results=results,
         data_description=_data_description(data, recipe),
         backbone_description=_backbone_description(config.backbone, model_dir),
@@ -138,6 +144,8 @@ def _base_model(backbone: str | None) -> str | None:
 
 
 def _data_description(data: str | None, recipe: dict) -> str:
+    if data == UNKNOWN_DATA:
+        return "not recorded with this model"
     if data == HUB_ID:
         return f"[SOUSA](https://huggingface.co/datasets/{HUB_ID}) (config `audio`)"
     if data is None:

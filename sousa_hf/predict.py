@@ -22,6 +22,7 @@ from transformers import AutoModel
 from .adapters import AudioAdapter, get_adapter
 from .data.audio import to_mono
 from .data.errors import SousaDataError
+from .hub import check_model_source
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class SousaPredictor:
     @classmethod
     def from_pretrained(cls, model_dir_or_id: str, batch_size: int = 8, device: str | None = None, **hub_kwargs):
         """Load a training run's folder or a Hub id (`revision`, `token` ... pass through to `from_pretrained`)."""
+        check_model_source(model_dir_or_id)
         model = AutoModel.from_pretrained(model_dir_or_id, **hub_kwargs)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(model.to(device), get_adapter(model_dir_or_id), batch_size=batch_size)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ class Recipe:
             synthetic SOUSA (`synthetic_samples` clips, seed `synthetic_seed`).
         backbone: Hub checkpoint, local folder, or `<family>:random` / `<family>:tiny`.
         backbone_config: overrides of the backbone config's fields.
+        feature_extractor: a folder (or Hub id) whose feature extractor replaces the backbone's, e.g. the
+            one `sousa-hf adapters stats` saves with SOUSA's spectrogram statistics; same family as `backbone`.
         length: the adapter's `LengthPolicy` (`max_seconds`, `train_crop`, `eval_crop`).
         pooling, classifier_dropout, regression_loss, huber_delta, target_weights: see `SousaConfig`.
         training_mode: `full`, `freeze_feature_encoder`, `freeze_backbone` or `lora`.
@@ -43,7 +47,9 @@ class Recipe:
         max_train_samples, max_eval_samples: use the first N rows of a split (quick checks).
         eval_split, test_split: the split chosen on (best checkpoint, early stopping) and the one reported.
         early_stopping_patience: evaluations without improvement before stopping (`None`: never).
-        resume: continue from the last checkpoint in `output_dir` when there is one.
+        resume: continue from the last checkpoint in `output_dir` when there is one (refused when
+            that run's recipe differs in a `RUN_IDENTITY_KEYS` key).
+        hub_exist_ok: with `push_to_hub`, replace the files of a Hub repository that already holds some.
     """
 
     task: str = "skill_binary"
@@ -52,6 +58,7 @@ class Recipe:
     synthetic_seed: int = 0
     backbone: str = "cnn:random"
     backbone_config: dict[str, Any] = field(default_factory=dict)
+    feature_extractor: str | None = None
     length: dict[str, Any] = field(default_factory=dict)
     pooling: str = "mean"
     classifier_dropout: float = 0.1
@@ -71,11 +78,19 @@ class Recipe:
     test_split: str = "test"
     early_stopping_patience: int | None = None
     resume: bool = True
+    hub_exist_ok: bool = False
 
 
 RECIPE_KEYS = {f.name for f in dataclasses.fields(Recipe)}
 TRAINING_KEYS = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
 _DICT_KEYS = {name for name in RECIPE_KEYS if isinstance(getattr(Recipe(), name), dict)}
+# The keys that make a run's model and data: a checkpoint resumes only under a recipe that agrees on them.
+RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "backbone", "backbone_config",
+                     "feature_extractor", "length", "pooling", "classifier_dropout", "regression_loss", "huber_delta",
+                     "target_weights", "training_mode", "lora", "class_weights", "filters", "apply_default_filter",
+                     "max_train_samples")
+# Never written to a run's recipe.yaml, which is uploaded with the model.
+SECRET_KEYS = ("hub_token",)
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> tuple[Recipe, dict[str, Any]]:
@@ -109,8 +124,50 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         raise SousaDataError(f"unknown recipe key(s) {', '.join(hints)}; recipe keys are the fields of "
                              "sousa_hf.recipe.Recipe and of transformers.TrainingArguments")
     recipe = Recipe(**{k: v for k, v in values.items() if k in RECIPE_KEYS})
+    check_recipe(recipe)
     training = {k: v for k, v in values.items() if k in TRAINING_KEYS and k not in RECIPE_KEYS}
     return recipe, training
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """Refuse a recipe value that would only fail later (after the data is loaded): each error names the key."""
+    from .adapters import LengthPolicy
+    from .adapters.preprocessing import CACHES
+    from .backbones import parse_backbone
+    from .configuration_sousa import POOLINGS, REGRESSION_LOSSES
+    from .data.filters import filter_sousa
+    from .data.tasks import get_task
+    from .training_modes import TRAINING_MODES, LoraSettings
+
+    get_task(recipe.task)
+    choices = {"pooling": POOLINGS, "regression_loss": REGRESSION_LOSSES, "training_mode": TRAINING_MODES,
+               "cache": (None, *CACHES)}
+    for key, allowed in choices.items():
+        if getattr(recipe, key) not in allowed:
+            raise SousaDataError(f"recipe key {key}: {getattr(recipe, key)!r} is not one of "
+                                 f"{', '.join(map(str, allowed))}")
+    entries = {"length": {f.name for f in dataclasses.fields(LengthPolicy)},
+               "lora": {f.name for f in dataclasses.fields(LoraSettings)},
+               "filters": set(inspect.signature(filter_sousa).parameters) - {"dataset"}}
+    for key, allowed in entries.items():
+        value = getattr(recipe, key)
+        if not isinstance(value, dict):
+            raise SousaDataError(f"recipe key {key} must be a mapping of {', '.join(sorted(allowed))}; got {value!r}")
+        for entry in value:
+            if entry not in allowed:
+                close = difflib.get_close_matches(str(entry), allowed, n=1)
+                raise SousaDataError(f"recipe key {key}: unknown entry {entry!r}"
+                                     + (f" (did you mean {close[0]!r}?)" if close else "")
+                                     + f"; it takes {', '.join(sorted(allowed))}")
+    try:
+        LengthPolicy(**recipe.length)
+    except ValueError as err:
+        raise SousaDataError(f"recipe key length: {err}") from err
+    if ":" in recipe.backbone and not Path(recipe.backbone).exists():  # <family>:<variant>; checkpoints load later
+        try:
+            parse_backbone(recipe.backbone)
+        except ValueError as err:
+            raise SousaDataError(f"recipe key backbone: {err}") from err
 
 
 def parse_override(override: str) -> tuple[str, Any]:
@@ -125,5 +182,16 @@ def parse_override(override: str) -> tuple[str, Any]:
 
 
 def dump_recipe(recipe: Recipe, training: dict[str, Any], path: str | Path) -> None:
-    """Write the resolved recipe (every key, overrides applied) next to a run's outputs."""
-    Path(path).write_text(yaml.safe_dump({**dataclasses.asdict(recipe), **training}, sort_keys=False))
+    """Write the resolved recipe (every key but secrets, overrides applied) next to a run's outputs."""
+    public = {key: value for key, value in training.items() if key not in SECRET_KEYS}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    partial.write_text(yaml.safe_dump({**dataclasses.asdict(recipe), **public}, sort_keys=False))
+    os.replace(partial, path)  # other processes of the run may be reading it
+
+
+def changed_identity_keys(recipe: Recipe, earlier: dict[str, Any]) -> list[str]:
+    """The `RUN_IDENTITY_KEYS` on which `recipe` differs from an earlier run's `recipe.yaml` values."""
+    defaults = Recipe()
+    return [key for key in RUN_IDENTITY_KEYS if earlier.get(key, getattr(defaults, key)) != getattr(recipe, key)]

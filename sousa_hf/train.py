@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 from transformers import EarlyStoppingCallback, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -29,9 +30,9 @@ from .data.loading import load_sousa
 from .data.synthetic import make_synthetic_sousa
 from .data.tasks import SousaTask, class_weights, get_task, prepare_task
 from .evaluation import evaluate_split
-from .hub import require_token
+from .hub import check_push_target
 from .metrics import SousaMetrics
-from .recipe import Recipe, dump_recipe
+from .recipe import Recipe, changed_identity_keys, check_recipe, dump_recipe
 from .report import format_metrics_table
 from .trainer import SousaTrainer
 from .training_modes import LoraSettings, apply_training_mode, merge_lora
@@ -104,18 +105,42 @@ def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments) -> dic
     return prepared
 
 
+def resume_checkpoint(recipe: Recipe, output_dir: str) -> str | None:
+    """The last checkpoint in `output_dir` to resume from, if the recipe resumes and there is one.
+
+    A checkpoint of a run whose `recipe.yaml` differs in what the model or data is (task, backbone,
+    data, ...) is refused: Trainer would load its weights into a different model without a word.
+    """
+    if not recipe.resume or not os.path.isdir(output_dir):
+        return None
+    checkpoint = get_last_checkpoint(output_dir)
+    earlier = Path(output_dir) / "recipe.yaml"
+    if checkpoint and earlier.is_file():
+        changed = changed_identity_keys(recipe, yaml.safe_load(earlier.read_text()) or {})
+        if changed:
+            raise SousaDataError(
+                f"{output_dir} holds checkpoints of a run whose recipe differs in {', '.join(changed)}; train into "
+                "another output_dir (--set output_dir=...), or --set resume=false to start over there")
+    return checkpoint
+
+
 def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCallback] | None = None) -> dict:
     """Train as the recipe says, then evaluate the best model on the test split; returns `results.json`."""
     task = get_task(recipe.task)
     args = training_arguments(recipe, task, training or {})
-    if args.push_to_hub:
-        require_token(args.hub_token)  # before hours of training, not after
+    check_recipe(recipe)
+    if args.push_to_hub:  # before hours of training, not after
+        check_push_target(args.output_dir, args.hub_model_id, token=args.hub_token, exist_ok=recipe.hub_exist_ok)
+    checkpoint = resume_checkpoint(recipe, args.output_dir)
     set_seed(args.seed)
-    splits = load_splits(recipe, task, args)
     model, adapter = build_model(
         task.name, recipe.backbone, backbone_config=recipe.backbone_config, length=LengthPolicy(**recipe.length),
         pooling=recipe.pooling, classifier_dropout=recipe.classifier_dropout, regression_loss=recipe.regression_loss,
-        huber_delta=recipe.huber_delta, target_weights=recipe.target_weights)
+        huber_delta=recipe.huber_delta, target_weights=recipe.target_weights,
+        feature_extractor=recipe.feature_extractor)
+    if args.process_index == 0:  # first, so that a crashed run's checkpoints say which recipe made them
+        dump_recipe(recipe, training or {}, Path(args.output_dir) / "recipe.yaml")
+    splits = load_splits(recipe, task, args)
     model = apply_training_mode(model, recipe.training_mode, LoraSettings(**recipe.lora))
     weights = None
     if task.kind == "classification" and recipe.class_weights:
@@ -130,18 +155,14 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
     trainer = SousaTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                            data_collator=SousaCollator(adapter), compute_metrics=SousaMetrics(task),
                            processing_class=adapter.feature_extractor, class_weights=weights, callbacks=callbacks)
-    checkpoint = None
-    if recipe.resume and os.path.isdir(args.output_dir):
-        checkpoint = get_last_checkpoint(args.output_dir)
-        if checkpoint:
-            logger.warning("resuming from %s", checkpoint)
+    if checkpoint:
+        logger.warning("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
 
     final = merge_lora(trainer.model)
     if trainer.is_world_process_zero():
         final.save_pretrained(args.output_dir)
         adapter.save_pretrained(args.output_dir)
-        dump_recipe(recipe, training or {}, Path(args.output_dir) / "recipe.yaml")
     trainer.model = final
     results = evaluate_split(trainer, splits[recipe.test_split], adapter, task, args.output_dir, recipe.test_split,
                              extra={"backbone": recipe.backbone, "data": recipe.data or "synthetic"})

@@ -88,6 +88,16 @@ class SousaTrainer(Trainer):
         outputs["loss"] = loss
         return (loss, outputs) if return_outputs else loss
 
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        from .hub import SousaHubError, explain_hub_error
+
+        try:
+            super().init_hf_repo(token=token, private=private)
+        except HfHubHTTPError as err:
+            raise SousaHubError(explain_hub_error(err, self.args.hub_model_id or self.args.output_dir)) from err
+
     def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
                     token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
         """Upload `output_dir` as `sousa-hf push` does: weights, config, remote code, the card made from

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sousa_hf.cli import main
 
 
@@ -22,12 +24,19 @@ def test_synth_then_summary_prints_counts_and_the_first_batch(tmp_path, capsys):
     assert "padded batch: shape (3, " in printed and "float32, mono, 44100 Hz" in printed
 
 
-def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+@pytest.mark.parametrize("args, message", [
+    (["data", "summary", "{tmp}/empty"], "is not a SOUSA folder"),
+    (["predict", "{tmp}/no-model", "take.wav"], "'{tmp}/no-model' is neither a folder holding a saved model"),
+    (["evaluate", "./no-model", "--data", "{tmp}/empty"], "'./no-model' is neither a folder holding a saved model"),
+    (["train", "--set", "length.max_secs=3"], "recipe key length: unknown entry 'max_secs'"),
+    (["train", "--set", "backbone=foo:tiny"], "recipe key backbone: unknown backbone 'foo:tiny'"),
+])
+def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, message):
     (tmp_path / "empty").mkdir()
-    assert main(["data", "summary", str(tmp_path / "empty")]) == 2
+    assert main([arg.replace("{tmp}", str(tmp_path)) for arg in args]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("sousa-hf: error: ") and "is not a SOUSA folder" in err
-    assert "Traceback" not in err
+    assert err.startswith("sousa-hf: error: ") and message.replace("{tmp}", str(tmp_path)) in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_console_script_is_installed():

@@ -120,8 +120,22 @@ def test_a_run_without_results_cannot_make_a_card(trained, tmp_path):
     folder = tmp_path / "model"
     prepare_upload(trained["overall_score"], folder, f"{USER}/x")
     (folder / "results.json").unlink()
-    with pytest.raises(Exception, match="results.json is missing; run `sousa-hf evaluate"):
+    with pytest.raises(Exception, match="results.json is missing; run `sousa-hf evaluate MODEL_DIR --data SOURCE "
+                                        "--output-dir MODEL_DIR`"):
         make_model_card(folder)
+
+
+def test_a_card_without_the_recipe_names_the_evaluated_data_and_no_hyperparameters(trained, tmp_path):
+    folder = tmp_path / "model"
+    prepare_upload(trained["skill4"], folder, f"{USER}/x")
+    (folder / "recipe.yaml").unlink()
+    results = json.loads((folder / "results.json").read_text())
+    (folder / "results.json").write_text(json.dumps({**results, "data": "/data/sousa-copy"}))
+    card = make_model_card(folder)
+    training_data = card.text.split("## Training data")[1].split("## ")[0]
+    assert "a local copy of SOUSA (`sousa-copy`)" in training_data and "synthetic" not in training_data
+    assert "recipe.yaml" not in card.text and "hyper-parameters are not known here" in card.text
+    assert card.data.eval_results[0].dataset_type == "local-sousa"
 
 
 # --------------------------------------------------------------------------- push --dry-run
@@ -323,8 +337,8 @@ def test_a_recipe_with_push_to_hub_uploads_the_same_folder(synthetic_dir, tmp_pa
         output_dir = tmp_path / "run"
         overrides = [f"--set={item}" for item in
                      ["task=skill_binary", *TINY, f"data={synthetic_dir}", f"output_dir={output_dir}",
-                      "push_to_hub=true", "hub_model_id=sousa-binary"]]
-        done = _sousa_hf(hub, tmp_path / "home", "train", str(QUICKSTART), *overrides)
+                      "push_to_hub=true", "hub_model_id=sousa-binary", f"hub_token={TOKEN}"]]
+        done = _sousa_hf(hub, tmp_path / "home", "train", str(QUICKSTART), *overrides, token=None)
         assert done.returncode == 0, done.stderr[-3000:]
         assert TOKEN not in done.stdout + done.stderr
         repo_id = f"{USER}/sousa-binary"
@@ -333,8 +347,16 @@ def test_a_recipe_with_push_to_hub_uploads_the_same_folder(synthetic_dir, tmp_pa
         uploaded = hub.files(repo_id)
         uploaded.pop(".gitattributes")
         assert uploaded == expected
+        assert not [name for name, data in uploaded.items() if TOKEN.encode() in data]
         commits = [r for r in hub.requests if r.method == "POST" and "/commit/" in r.path]
         assert len(commits) == 1  # one push, at the end (hub_strategy "end")
+
+        # Another run pushing to the same repository is refused before it trains.
+        again = _sousa_hf(hub, tmp_path / "home", "train", str(QUICKSTART),
+                          *[o.replace(str(output_dir), str(tmp_path / "again")) for o in overrides], token=None)
+        assert again.returncode == 2
+        assert f"{repo_id} already exists on the Hub and holds" in again.stderr and "hub_exist_ok" in again.stderr
+        assert not (tmp_path / "again").exists()
 
 
 def test_a_recipe_with_push_to_hub_and_no_token_fails_before_training(synthetic_dir, tmp_path):

@@ -76,6 +76,8 @@ def test_metrics_are_sliced_by_tier_preset_tempo_and_rudiment():
     assert slices["skill_tier"]["beginner"] == {"count": 2, "balanced_accuracy": 0.5, "accuracy": 0.5,
                                                 "macro_f1": pytest.approx(1 / 3)}
     assert set(slices["tempo_band"]) == {"<100 bpm", "100-139 bpm", ">=140 bpm"}
+    one_tier = sliced_metrics("skill4", _logits([2, 2], 4), np.array([2, 2]), None, {"skill_tier": ["advanced"] * 2})
+    assert one_tier["skill_tier"]["advanced"]["macro_f1"] == 1.0  # not averaged with the absent tiers' zeros
     assert tempo_band(139.9) == "100-139 bpm" and tempo_band(140) == ">=140 bpm"
 
 

@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from sousa_hf import SousaDataError, load_sousa
+from sousa_hf import SousaDataError, build_model, load_sousa
 from sousa_hf.adapters import get_adapter
 from sousa_hf.adapters.normalization import fit_normalization
 from sousa_hf.cli import main
+from sousa_hf.recipe import load_recipe
+from sousa_hf.train import run
 
 
 @pytest.mark.parametrize("name", ["ast", "cnn"])
@@ -49,3 +51,24 @@ def test_the_command_saves_the_statistics_with_the_extractor(synthetic_dir, tmp_
 def test_waveform_adapters_have_no_statistics(synthetic_dir):
     with pytest.raises(SousaDataError, match="wav2vec2 adapter has no normalisation statistics"):
         fit_normalization(get_adapter("wav2vec2"), load_sousa(synthetic_dir, "audio", split="train"))
+
+
+def test_a_recipe_trains_with_the_fitted_extractor_and_saves_it(synthetic_dir, tmp_path):
+    assert main(["adapters", "stats", "cnn", "--data", str(synthetic_dir), "--out-dir", str(tmp_path / "stats"),
+                 "--max-clips", "8"]) == 0
+    fitted = json.loads((tmp_path / "stats" / "preprocessor_config.json").read_text())
+    recipe, training = load_recipe(None, [
+        "backbone=cnn:tiny", f"feature_extractor={tmp_path / 'stats'}", f"data={synthetic_dir}", "max_steps=1",
+        "max_train_samples=4", "max_eval_samples=4", "per_device_train_batch_size=4", "length.max_seconds=2",
+        f"output_dir={tmp_path / 'run'}"])
+    run(recipe, training)
+    saved = json.loads((tmp_path / "run" / "preprocessor_config.json").read_text())
+    assert (saved["mean"], saved["std"]) == (fitted["mean"], fitted["std"]) != (-35.23, 27.96)
+    assert saved["sousa_max_seconds"] == 2
+
+
+def test_an_extractor_of_another_family_is_refused(tmp_path):
+    get_adapter("ast").save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="holds a ASTFeatureExtractor; the cnn backbone takes a "
+                                         "SousaMelFeatureExtractor"):
+        build_model("skill_binary", "cnn:tiny", feature_extractor=str(tmp_path))

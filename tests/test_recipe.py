@@ -9,8 +9,8 @@ import pytest
 from sousa_hf import SousaDataError
 from sousa_hf.adapters import LengthPolicy
 from sousa_hf.data.tasks import TASKS
-from sousa_hf.recipe import Recipe, load_recipe
-from sousa_hf.train import training_arguments
+from sousa_hf.recipe import Recipe, dump_recipe, load_recipe
+from sousa_hf.train import resume_checkpoint, training_arguments
 from sousa_hf.training_modes import TRAINING_MODES, LoraSettings
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
@@ -54,6 +54,45 @@ def test_overrides_win_and_take_yaml_values(tmp_path):
 def test_bad_overrides_are_named(overrides, message):
     with pytest.raises(SousaDataError, match=message):
         load_recipe(None, overrides)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("length.max_secs=3", "recipe key length: unknown entry 'max_secs' \\(did you mean 'max_seconds'\\?\\)"),
+    ("lora={rnk: 4}", "recipe key lora: unknown entry 'rnk' \\(did you mean 'rank'\\?\\)"),
+    ("filters.preset=clean", "recipe key filters: unknown entry 'preset' \\(did you mean 'presets'\\?\\)"),
+    ("length.eval_crop=random", "recipe key length: unknown eval_crop 'random'"),
+    ("pooling=max", "recipe key pooling: 'max' is not one of mean, attentive_stats, weighted_layers"),
+    ("regression_loss=l1", "recipe key regression_loss: 'l1' is not one of mse, huber"),
+    ("training_mode=frozen", "recipe key training_mode: 'frozen' is not one of full, "),
+    ("cache=feature", "recipe key cache: 'feature' is not one of None, features, waveform"),
+    ("backbone=foo:tiny", "recipe key backbone: unknown backbone 'foo:tiny'"),
+    ("task=skill5", "unknown task 'skill5'"),
+])
+def test_bad_values_are_refused_when_the_recipe_is_read(override, message):
+    with pytest.raises(SousaDataError, match=message):
+        load_recipe(None, [override])
+
+
+def test_the_saved_recipe_holds_no_hub_token(tmp_path):
+    recipe, training = load_recipe(None, ["push_to_hub=true", "hub_token=hf_secret_value", "max_steps=3"])
+    dump_recipe(recipe, training, tmp_path / "recipe.yaml")
+    saved = (tmp_path / "recipe.yaml").read_text()
+    assert "hf_secret_value" not in saved and "hub_token" not in saved
+    assert "max_steps: 3" in saved and "push_to_hub: true" in saved
+
+
+def test_a_checkpoint_resumes_only_under_the_recipe_that_made_it(tmp_path):
+    made, training = load_recipe(None, ["task=skill_binary", f"output_dir={tmp_path}"])
+    dump_recipe(made, training, tmp_path / "recipe.yaml")
+    (tmp_path / "checkpoint-4").mkdir()
+    assert resume_checkpoint(made, str(tmp_path)) == str(tmp_path / "checkpoint-4")
+    longer, _ = load_recipe(None, ["task=skill_binary", "max_steps=50", "num_proc=2"])  # not what the model is
+    assert resume_checkpoint(longer, str(tmp_path)) == str(tmp_path / "checkpoint-4")
+    other, _ = load_recipe(None, ["task=overall_score", "backbone=cnn:tiny"])
+    with pytest.raises(SousaDataError, match="recipe differs in task, backbone; train into another output_dir"):
+        resume_checkpoint(other, str(tmp_path))
+    fresh, _ = load_recipe(None, ["task=overall_score", "resume=false"])
+    assert resume_checkpoint(fresh, str(tmp_path)) is None
 
 
 def test_unknown_keys_in_a_file_are_named(tmp_path):
