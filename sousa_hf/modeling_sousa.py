@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import (
+    ASTConfig,
     ASTModel,
     ClapAudioModel,
     HubertModel,
@@ -220,8 +221,8 @@ def encode(backbone: nn.Module, config: SousaConfig, inputs: dict, output_hidden
            ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, torch.Tensor | None]:
     """Run the backbone: `(last hidden state (batch, time, width), all hidden states or None, time mask or None)`.
 
-    The time mask is 1 for frames that hold audio; None when every frame counts (AST and CLAP see a
-    fixed window in which the extractor, not the model, has placed the clip).
+    The time mask is 1 for frames (AST: tokens) that hold audio; None when every frame counts (CLAP
+    sees a fixed window its extractor has filled by repeating the clip).
     """
     family = backbone_family(config)
     values = _check_inputs(config, family, inputs)
@@ -239,7 +240,10 @@ def encode(backbone: nn.Module, config: SousaConfig, inputs: dict, output_hidden
         if attention_mask is not None:
             mask = attention_mask[:, ::2]  # conv2 has stride 2
     elif family == "ast":
+        # Attention still sees the padded patches, as the pretrained AST did; the mask keeps them out of pooling.
         outputs = backbone(values, output_hidden_states=output_hidden_states)
+        if attention_mask is not None:
+            mask = ast_token_mask(config.backbone_config, attention_mask)
     elif family == "clap":
         outputs = backbone(values, is_longer=inputs.get("is_longer"), output_hidden_states=output_hidden_states)
         # HTSAT returns (batch, width, frequency, time) feature maps: pool over all of their tokens.
@@ -249,6 +253,25 @@ def encode(backbone: nn.Module, config: SousaConfig, inputs: dict, output_hidden
         outputs = backbone(values, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
         mask = outputs.frame_mask
     return outputs.last_hidden_state, outputs.hidden_states, mask
+
+
+def ast_token_mask(config: ASTConfig, frame_mask: torch.Tensor) -> torch.Tensor:
+    """AST's frame mask `(batch, max_length)` -> a mask over its output tokens `(batch, 2 + patches)`.
+
+    `ASTPatchEmbeddings` is a `Conv2d` with kernel `(patch_size, patch_size)` and stride `(frequency_stride,
+    time_stride)` over (mels, frames), flattened frequency-major: patch `(f, t)` is token `2 + f * time_patches
+    + t`, after the [CLS] and distillation tokens. A patch holds audio if any of its frames does, so a clip
+    shorter than a patch keeps one column. The two leading tokens count: they hold no padding and summarise
+    the clip (AST's own pooler averages them), and counting them leaves a clip that fills the window pooled
+    as before.
+    """
+    if frame_mask.shape[-1] != config.max_length:
+        raise ValueError(f"AST attention_mask has {frame_mask.shape[-1]} frames; this AST takes {config.max_length} "
+                         "(the ast adapter's frame mask)")
+    frequency_patches = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
+    time_patches = nn.functional.max_pool1d(frame_mask[:, None].float(), config.patch_size, config.time_stride)[:, 0]
+    patches = time_patches[:, None, :].expand(-1, frequency_patches, -1).flatten(1)
+    return torch.cat([patches.new_ones(patches.shape[0], 2), patches], dim=1).long()
 
 
 # --------------------------------------------------------------------------- pooling

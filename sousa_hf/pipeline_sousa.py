@@ -143,4 +143,14 @@ def sousa_model_inputs(feature_extractor, audio: np.ndarray, sampling_rate: int)
             np.random.set_state(state)
         inputs["is_longer"] = np.array([[array.size > feature_extractor.nb_max_samples]])
         return BatchFeature(dict(inputs), tensor_type="pt")
+    if family == "ast":
+        values = feature_extractor(array, sampling_rate=rate, return_tensors="np")["input_values"]
+        mask = (np.arange(values.shape[1]) < ast_audio_frames(array.size, rate))[None].astype(np.int32)
+        return BatchFeature({"input_values": values, "attention_mask": mask}, tensor_type="pt")
     return feature_extractor(array, sampling_rate=rate, return_tensors="pt")
+
+
+def ast_audio_frames(num_samples: int, rate: int) -> int:
+    """Filterbank frames a clip fills: Kaldi's 25 ms windows every 10 ms, whole windows only (the adapter's)."""
+    window, hop = round(0.025 * rate), round(rate / 100)
+    return 0 if num_samples < window else 1 + (num_samples - window) // hop

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ import torch
 from transformers import (
     ASTConfig,
     ASTFeatureExtractor,
+    AutoFeatureExtractor,
     ClapConfig,
     ClapFeatureExtractor,
     HubertConfig,
@@ -21,7 +25,10 @@ from transformers import (
 )
 
 from sousa_hf import SousaDataError, load_sousa
-from sousa_hf.adapters import ADAPTERS, LengthPolicy, get_adapter
+from sousa_hf.adapters import ADAPTERS, KNOWN_CHECKPOINTS, LengthPolicy, get_adapter
+from sousa_hf.pipeline_sousa import sousa_model_inputs
+
+from .hub_stand_in import HubStandIn
 
 NAMES = list(ADAPTERS)
 RATES = {"wav2vec2": 16000, "hubert": 16000, "whisper": 16000, "ast": 16000, "clap": 48000, "cnn": 44100}
@@ -35,10 +42,22 @@ def _expected_shapes(name: str, seconds: float) -> dict[str, tuple]:
         "wav2vec2": {"input_values": (1, samples), "attention_mask": (1, samples)},
         "hubert": {"input_values": (1, samples), "attention_mask": (1, samples)},
         "whisper": {"input_features": (1, 80, 3000), "attention_mask": (1, 3000)},
-        "ast": {"input_values": (1, 1024, 128)},
+        "ast": {"input_values": (1, 1024, 128), "attention_mask": (1, 1024)},
         "clap": {"input_features": (1, 4, 1001, 64), "is_longer": (1, 1)},
         "cnn": {"input_features": (1, frames, 128), "attention_mask": (1, frames)},
     }[name]
+
+
+def _assert_dtypes(inputs) -> None:
+    """Float features are finite float32, masks are 0/1 integers, `is_longer` is bool."""
+    for key, value in inputs.items():
+        assert isinstance(value, torch.Tensor), key
+        if key == "attention_mask":
+            assert value.dtype in (torch.int32, torch.int64) and set(value.unique().tolist()) <= {0, 1}, key
+        elif key == "is_longer":
+            assert value.dtype == torch.bool, key
+        else:
+            assert value.dtype == torch.float32 and torch.isfinite(value).all(), key
 
 
 def _sine(frequency=1000.0, rate=44100, seconds=1.0, channels=None):
@@ -74,10 +93,7 @@ def test_model_inputs_of_a_sousa_clip(name, clip, request):
     seconds = array.size / rate
     expected = _expected_shapes(name, min(seconds, adapter.max_seconds or seconds))
     assert {key: tuple(value.shape) for key, value in inputs.items()} == expected
-    for key, value in inputs.items():
-        assert isinstance(value, torch.Tensor)
-        if value.is_floating_point():
-            assert value.dtype == torch.float32 and torch.isfinite(value).all(), key
+    _assert_dtypes(inputs)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -88,6 +104,21 @@ def test_a_1khz_sine_arrives_at_the_target_rate_with_its_peak_at_1khz(name, sour
     assert prepared.dtype == np.float32
     assert prepared.size == pytest.approx(adapter.sampling_rate, abs=2)  # one second at the target rate
     assert _peak_hz(prepared, adapter.sampling_rate) == pytest.approx(1000.0, abs=2.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("source_rate", [48000, 22050])
+def test_a_batch_at_another_rate_comes_out_at_the_adapters_rate(name, source_rate):
+    adapter = get_adapter(name)
+    clips = [_sine(rate=source_rate, seconds=2.0), _sine(rate=source_rate, seconds=1.5)]
+    inputs = adapter(clips, sampling_rate=source_rate)
+    expected = {key: (2, *shape[1:]) for key, shape in _expected_shapes(name, 2.0).items()}
+    assert {key: tuple(value.shape) for key, value in inputs.items()} == expected
+    _assert_dtypes(inputs)
+    if "attention_mask" in inputs:  # the shorter clip is padded, and its mask says how far
+        lengths = inputs["attention_mask"].sum(dim=1).tolist()
+        assert lengths[0] == inputs["attention_mask"].shape[1] or name in ("whisper", "ast")
+        assert lengths[1] / lengths[0] == pytest.approx(0.75, abs=0.02)
 
 
 @pytest.mark.parametrize("name", ["wav2vec2", "whisper", "ast", "cnn"])
@@ -126,13 +157,35 @@ def test_awkward_clips_are_handled(name, case):
     clip = {"shorter_than_a_frame": np.full(100, 0.1, np.float32), "silent": np.zeros(44100, np.float32),
             "stereo": _sine(channels=2)}[case]
     inputs = adapter([clip], 44100)
-    for value in inputs.values():
-        if value.is_floating_point():
-            assert torch.isfinite(value).all()
+    seconds = max(clip.shape[-1] / 44100, adapter.min_seconds)
+    if name == "cnn":  # its extractor pads a clip to half an FFT window itself
+        seconds = max(seconds, (adapter.feature_extractor.n_fft // 2 + 1) / 44100)
+    assert {key: tuple(value.shape) for key, value in inputs.items()} == _expected_shapes(name, seconds)
+    _assert_dtypes(inputs)
+    if case == "shorter_than_a_frame":
+        # 100 samples are zero-padded to the backbone's shortest input (one 25 ms window for the waveform
+        # models and AST); the mask then marks that input (the CNN's: 3 frames) or the one frame the clip fills.
+        shortest = int(np.ceil(adapter.min_seconds * adapter.sampling_rate))
+        assert adapter.prepare(clip, 44100).size == max(shortest, round(100 * adapter.sampling_rate / 44100))
+        if "attention_mask" in inputs:
+            expected = {"wav2vec2": shortest, "hubert": shortest, "cnn": 3}.get(name, 1)
+            assert inputs["attention_mask"].sum().item() == expected
     if case == "stereo":
         mono = adapter([_sine()], 44100)
         for key in inputs:
             torch.testing.assert_close(inputs[key], mono[key])
+
+
+def test_one_bare_2d_array_is_refused_as_ambiguous():
+    """A Transformers extractor reads a 2-D array as a batch, SOUSA's loaders as one stereo clip: ask which."""
+    adapter = get_adapter("wav2vec2")
+    stereo = _sine(channels=2)
+    for bare in (stereo, torch.from_numpy(stereo)):
+        with pytest.raises(SousaDataError, match=r"one 2-D array of shape \(2, 44100\); pass a list of clips"):
+            adapter(bare, 44100)
+    assert adapter([stereo], 44100)["input_values"].shape == (1, 16000)  # one stereo clip, downmixed
+    assert adapter(list(stereo), 44100)["input_values"].shape == (2, 16000)  # a batch of two mono clips
+    assert adapter(_sine(), 44100)["input_values"].shape == (1, 16000)  # a bare 1-D array is one clip
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -174,6 +227,56 @@ def test_fixed_windows_follow_the_policy():
     assert get_adapter("ast", LengthPolicy(max_seconds=5))([_sine()], 44100)["input_values"].shape == (1, 500, 128)
     clap = get_adapter("clap", LengthPolicy(max_seconds=5))
     assert clap.feature_extractor.nb_max_samples == 5 * 48000
+    assert get_adapter("clap", truncation="rand_trunc").max_seconds == 10.0  # CLAP's own window
+    assert get_adapter("clap").max_seconds is None  # fusion sees the whole clip
+
+
+def _long_clip(seconds=17.2, rate=44100):
+    return np.random.default_rng(0).standard_normal(int(seconds * rate)).astype(np.float32) * 0.1
+
+
+def test_clap_without_fusion_crops_long_clips_as_the_policy_says_and_says_so(caplog):
+    """laion/clap-htsat-unfused's extractor (rand_trunc) would keep a random 10 s of a 17 s clip, silently."""
+    clip = _long_clip()
+    adapter = get_adapter("clap", truncation="rand_trunc")
+    with caplog.at_level(logging.WARNING):
+        first, second = adapter([clip], 44100), adapter([clip], 44100)
+    assert caplog.text.count("clap adapter: cropping a 17.2 s clip to 10.0 s") == 1
+    assert "length.max_seconds" in caplog.text
+    assert first["input_features"].shape == (1, 1, 1001, 64) and first["is_longer"].tolist() == [[False]]
+    torch.testing.assert_close(first["input_features"], second["input_features"], rtol=0, atol=0)
+
+    whole = adapter.prepare(clip, 44100, crop=False)
+    window = 10 * 48000
+    for policy, start in ((LengthPolicy(), (whole.size - window) // 2), (LengthPolicy(eval_crop="start"), 0)):
+        cropped = get_adapter("clap", policy, truncation="rand_trunc")([clip], 44100)["input_features"]
+        reference = adapter.feature_extractor(whole[start : start + window], sampling_rate=48000,
+                                              return_tensors="pt")["input_features"]
+        torch.testing.assert_close(cropped, reference, rtol=0, atol=0)
+
+    generator = np.random.default_rng(1)
+    training = [adapter([clip], 44100, train=True, generator=generator)["input_features"] for _ in range(2)]
+    assert not torch.equal(training[0], training[1])
+
+
+def test_the_remote_pipeline_crops_long_clips_as_the_unfused_clap_adapter_does(tmp_path):
+    adapter = get_adapter("clap", truncation="rand_trunc")
+    adapter.save_pretrained(str(tmp_path))
+    clip = _long_clip()
+    got = sousa_model_inputs(AutoFeatureExtractor.from_pretrained(tmp_path), clip, 44100)
+    expected = adapter([clip], 44100)
+    assert set(got) == set(expected)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-5)
+
+
+def test_clap_with_fusion_sees_the_whole_clip_without_a_warning(caplog):
+    clap = get_adapter("clap")
+    with caplog.at_level(logging.WARNING):
+        inputs = clap([_long_clip()], 44100)
+    assert "cropping" not in caplog.text
+    assert inputs["is_longer"].tolist() == [[True]]
+    torch.testing.assert_close(clap([_long_clip()], 44100)["input_features"], inputs["input_features"])
 
 
 def test_bad_policies():
@@ -200,6 +303,77 @@ def test_checkpoints_map_to_their_adapter_by_model_type(tmp_path, config, extrac
     adapter = get_adapter(str(tmp_path))
     assert adapter.name == expected
     assert isinstance(adapter.feature_extractor, type(extractor))
+
+
+# Prints what get_adapter makes of each checkpoint id in argv[1] (a JSON list), in a fresh process so that
+# huggingface_hub reads the environment's HF_HUB_OFFLINE / HF_ENDPOINT.
+_RESOLVE_CHECKPOINTS = """
+import json, logging, sys
+from sousa_hf.adapters import get_adapter
+logging.basicConfig(level=logging.WARNING)
+result = {}
+for checkpoint in json.loads(sys.argv[1]):
+    try:
+        adapter = get_adapter(checkpoint)
+    except Exception as err:
+        result[checkpoint] = {"error": str(err)}
+        continue
+    settings = {key: getattr(adapter.feature_extractor, key, None) for key in ("frequency_min", "truncation", "mean")}
+    result[checkpoint] = {"adapter": adapter.name, "rate": adapter.sampling_rate, "max_seconds": adapter.max_seconds,
+                          "extractor": settings}
+print("RESULT=" + json.dumps(result))
+"""
+WELL_KNOWN = {
+    "facebook/wav2vec2-base": ("wav2vec2", 16000),
+    "facebook/hubert-base-ls960": ("hubert", 16000),
+    "openai/whisper-small": ("whisper", 16000),
+    "MIT/ast-finetuned-audioset-10-10-0.4593": ("ast", 16000),
+    "laion/clap-htsat-unfused": ("clap", 48000),
+}
+
+
+def _resolve(checkpoints: list[str], env: dict[str, str]) -> tuple[dict, str]:
+    done = subprocess.run([sys.executable, "-c", _RESOLVE_CHECKPOINTS, json.dumps(checkpoints)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.rsplit("RESULT=", 1)[1]), done.stderr
+
+
+def test_well_known_checkpoints_resolve_offline_to_a_default_extractor_with_a_warning(tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path))  # an empty cache: nothing to fall back on
+    result, log = _resolve([*WELL_KNOWN, "nobody/no-such-model"], env)
+    for checkpoint, (name, rate) in WELL_KNOWN.items():
+        assert (result[checkpoint]["adapter"], result[checkpoint]["rate"]) == (name, rate), checkpoint
+        assert f"feature extractor of {checkpoint!r}" in log
+    assert log.count("default-constructed") == len(WELL_KNOWN)
+    assert "may differ from the checkpoint's own" in log
+    unfused = result["laion/clap-htsat-unfused"]
+    assert unfused["extractor"]["truncation"] == "rand_trunc" and unfused["max_seconds"] == 10.0
+    assert unfused["extractor"]["frequency_min"] == 50
+    assert "unknown adapter or checkpoint 'nobody/no-such-model'" in result["nobody/no-such-model"]["error"]
+    assert set(WELL_KNOWN) <= set(KNOWN_CHECKPOINTS)
+
+
+def test_well_known_checkpoints_on_the_hub_use_their_own_config_and_extractor(tmp_path):
+    """Through the Hub stand-in: the served model_type picks the adapter, the served extractor is used."""
+    served = {
+        "facebook/wav2vec2-base": (Wav2Vec2Config(), Wav2Vec2FeatureExtractor()),
+        "facebook/hubert-base-ls960": (HubertConfig(), Wav2Vec2FeatureExtractor(do_normalize=False)),
+        "openai/whisper-small": (WhisperConfig(), WhisperFeatureExtractor()),
+        "MIT/ast-finetuned-audioset-10-10-0.4593": (ASTConfig(), ASTFeatureExtractor(mean=-1.5, std=3.0)),
+        "laion/clap-htsat-unfused": (ClapConfig(), ClapFeatureExtractor(truncation="rand_trunc", frequency_min=50)),
+    }
+    with HubStandIn() as hub:
+        for repo_id, (config, extractor) in served.items():
+            hub.add_repo(repo_id, {"config.json": config.to_json_string().encode(),
+                                   "preprocessor_config.json": extractor.to_json_string().encode()})
+        result, log = _resolve(list(served), hub.client_env(tmp_path))
+    for checkpoint, (name, rate) in WELL_KNOWN.items():
+        assert (result[checkpoint]["adapter"], result[checkpoint]["rate"]) == (name, rate), checkpoint
+    assert "default-constructed" not in log
+    assert result["MIT/ast-finetuned-audioset-10-10-0.4593"]["extractor"]["mean"] == -1.5
+    assert result["laion/clap-htsat-unfused"]["extractor"]["truncation"] == "rand_trunc"
 
 
 def test_a_saved_adapter_keeps_its_name_policy_and_statistics(tmp_path):

@@ -149,6 +149,8 @@ def test_masked_pooling_ignores_padding():
     # The suite's CNN masks padding in every block, whatever the clip lengths.
     ("cnn:tiny", None),
     ("cnn:random", None),
+    # AST pads every clip to its window; the mask keeps the padded patches out of pooling.
+    ("ast:tiny", None),
 ])
 def test_a_clip_pools_the_same_alone_and_padded_in_a_batch(backbone, overrides):
     model, adapter = build_model("skill_binary", backbone, backbone_config=overrides)
@@ -160,6 +162,28 @@ def test_a_clip_pools_the_same_alone_and_padded_in_a_batch(backbone, overrides):
         batched = model.sousa(**adapter(clips)).pooled_output
     for i, vector in enumerate(alone):
         torch.testing.assert_close(batched[i], vector, rtol=1e-4, atol=1e-5, msg=f"clip {i}")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attentive_stats"])
+def test_ast_pools_the_cls_tokens_and_the_patches_that_hold_audio(pooling):
+    model, adapter = build_model("skill_binary", "ast:tiny", length=POLICY, pooling=pooling)
+    model.eval()
+    config = model.config.backbone_config
+    clip = np.random.default_rng(0).standard_normal(44100).astype(np.float32) * 0.1
+    inputs = adapter([clip])
+    assert inputs["attention_mask"].sum().item() == 98  # 1 s: 25 ms windows every 10 ms, of 300 frames
+    with torch.no_grad():
+        outputs = model.sousa(**inputs)
+    # ASTPatchEmbeddings: a (frequency x time) grid of patches, flattened frequency-major, after the [CLS]
+    # and distillation tokens; time column t covers frames 10t to 10t + 15.
+    frequency = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
+    time = (config.max_length - config.patch_size) // config.time_stride + 1
+    assert outputs.last_hidden_state.shape[1] == 2 + frequency * time
+    columns = [t for t in range(time) if t * config.time_stride < 98]
+    tokens = [0, 1] + [2 + f * time + t for f in range(frequency) for t in columns]
+    kept = outputs.last_hidden_state[:, tokens]
+    expected = kept.mean(dim=1) if pooling == "mean" else model.sousa.attentive(kept, None)
+    torch.testing.assert_close(outputs.pooled_output, expected)
 
 
 @pytest.mark.parametrize("family", ["wav2vec2", "whisper", "ast"])

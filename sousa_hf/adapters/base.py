@@ -62,6 +62,8 @@ class AudioAdapter:
     default_max_seconds: ClassVar[float | None] = None
     # Shortest input the backbone accepts (e.g. one analysis frame); shorter clips are zero-padded.
     min_seconds: ClassVar[float] = 0.0
+    # What the crop warning tells the user to do about it.
+    crop_advice: ClassVar[str] = "set the recipe's length.max_seconds to keep more of long clips"
 
     def __init__(self, feature_extractor: FeatureExtractionMixin | None = None, length: LengthPolicy | None = None):
         self.feature_extractor = feature_extractor if feature_extractor is not None else self.feature_extractor_class()
@@ -105,7 +107,8 @@ class AudioAdapter:
         """Turn a batch of decoded clips into model inputs.
 
         Args:
-            audios: 1-D float arrays (stereo `(channels, samples)` is downmixed).
+            audios: a list of clips, each a 1-D float array or a `(channels, samples)` array (downmixed);
+                one bare 1-D array is one clip.
             sampling_rate: the clips' rate (SOUSA's is 44100).
             train: crop long clips with the policy's `train_crop` instead of `eval_crop`.
             generator: random source for training crops.
@@ -113,7 +116,14 @@ class AudioAdapter:
                 (for datasets, with `pad` doing it per batch later).
             return_tensors: `"pt"`, `"np"` or `None` (lists).
         """
-        if isinstance(audios, np.ndarray) and audios.ndim == 1:
+        if isinstance(audios, (np.ndarray, torch.Tensor)):
+            if audios.ndim != 1:
+                # Transformers' extractors read a 2-D array as a batch of clips, SOUSA's loaders as one
+                # stereo clip: either guess would silently be wrong for someone.
+                raise SousaDataError(
+                    f"{self.name} adapter: got one {audios.ndim}-D array of shape {tuple(audios.shape)}; pass a list "
+                    "of clips: [clip] for one clip (a (channels, samples) clip is downmixed) or list(batch) for a "
+                    "batch of mono clips")
             audios = [audios]
         arrays = [self.prepare(audio, sampling_rate, train=train, generator=generator) for audio in audios]
         if padding:
@@ -146,9 +156,9 @@ class AudioAdapter:
             return array
         if not self._warned_crop:
             logger.warning(
-                "%s adapter: cropping a %.1f s clip to %.1f s (length policy max_seconds=%s, %s crop); set the "
-                "recipe's length.max_seconds to keep more of long clips", self.name, array.size / self.sampling_rate,
-                self.max_seconds, self.length.max_seconds, self.length.train_crop if train else self.length.eval_crop)
+                "%s adapter: cropping a %.1f s clip to %.1f s (length policy max_seconds=%s, %s crop); %s",
+                self.name, array.size / self.sampling_rate, self.max_seconds, self.length.max_seconds,
+                self.length.train_crop if train else self.length.eval_crop, self.crop_advice)
             self._warned_crop = True
         mode = self.length.train_crop if train else self.length.eval_crop
         if mode == "start":

@@ -1,10 +1,13 @@
 """CLAP audio tower: 64-bin log-mel `input_features` at 48 kHz, plus `is_longer`.
 
-CLAP handles its 10 s window itself: shorter clips are repeat-padded; longer ones are fused (the
-fused checkpoints: a downsampled view of the whole clip plus three random 10 s chunks) or randomly
-truncated (`rand_trunc`), as the checkpoint's extractor says. Without a policy `max_seconds` that
-is what happens, with evaluation made deterministic (a fixed seed for CLAP's chunk choice); with
-one, the suite crops first and CLAP never sees a clip longer than its window.
+CLAP's window is 10 s; the extractor repeat-pads shorter clips. Longer clips depend on the checkpoint's
+extractor. Fused checkpoints (`truncation="fusion"`, e.g. laion/clap-htsat-fused) see the whole clip: a
+downsampled view plus three 10 s chunks, chosen at random by the extractor (with a fixed seed to
+evaluate). The others (`rand_trunc`, e.g. laion/clap-htsat-unfused) see one 10 s window, which the
+extractor would pick at random even to evaluate and without a word; for those the window is the
+adapter's default `max_seconds`, so the suite crops as the length policy says (random to train, centre
+or start to evaluate) and logs the crop warning. A policy `max_seconds` sets the window for both kinds
+(the audio tower takes at most about 10 s), and CLAP never sees a clip longer than it.
 
 `is_longer` is set to whether each clip really is longer than the window. The extractor itself
 marks one random clip of any batch without a long clip as longer (a training trick for the fusion
@@ -47,13 +50,18 @@ class TorchSpectrogramClapFeatureExtractor(ClapFeatureExtractor):
 class ClapAdapter(AudioAdapter):
     name = "clap"
     feature_extractor_class = ClapFeatureExtractor
+    crop_advice = ("set the recipe's length.max_seconds to choose the window (CLAP's audio tower takes at most "
+                   "about 10 s), or use a fused checkpoint (truncation='fusion') to see the whole clip")
 
     def configure_extractor(self) -> None:
         if type(self.feature_extractor) is ClapFeatureExtractor:
             self.feature_extractor = TorchSpectrogramClapFeatureExtractor.from_dict(self.feature_extractor.to_dict())
+        extractor = self.feature_extractor
+        if self.max_seconds is None and extractor.truncation != "fusion":
+            self.max_seconds = round(extractor.nb_max_samples) / self.sampling_rate
         if self.max_seconds is not None:
-            self.feature_extractor.max_length_s = self.max_seconds
-            self.feature_extractor.nb_max_samples = int(round(self.max_seconds * self.sampling_rate))
+            extractor.max_length_s = self.max_seconds
+            extractor.nb_max_samples = int(round(self.max_seconds * self.sampling_rate))
 
     def extract(self, arrays: list[np.ndarray], return_tensors: str | None = "pt", train: bool = False) -> BatchFeature:
         if train:

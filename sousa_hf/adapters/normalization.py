@@ -59,8 +59,5 @@ def fit_normalization(adapter: AudioAdapter, train: Dataset, max_clips: int | No
 def _real_frames(adapter: AudioAdapter, prepared: np.ndarray) -> np.ndarray:
     """The unnormalised feature values of one prepared clip, without padding frames."""
     features = adapter.extract([prepared], return_tensors="np")
-    if adapter.name == "ast":  # (1, max_length, mel): 10 ms frames of 25 ms windows
-        frames = 1 + (prepared.size - 400) // 160
-        return features["input_values"][0, : min(frames, features["input_values"].shape[1])]
-    values, mask = features["input_features"][0], features["attention_mask"][0].astype(bool)
-    return values[mask]
+    values = features["input_values" if adapter.name == "ast" else "input_features"][0]
+    return values[features["attention_mask"][0].astype(bool)]
