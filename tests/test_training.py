@@ -1,5 +1,6 @@
-"""Training end to end on synthetic SOUSA: every task, resuming after a crash, the loss under gradient
-accumulation, class weights, and `sousa-hf evaluate` on a saved run."""
+"""Training end to end on synthetic SOUSA: every task, resuming after a crash, early stopping, the best
+checkpoint kept as the model, the loss under gradient accumulation, class weights, `sousa-hf evaluate` on a
+saved run, and the quickstart recipe on two processes."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback, TrainingArguments
 
 from sousa_hf import build_model, get_adapter, load_sousa, prepare_task
@@ -84,6 +87,52 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(synthetic_dir, tmp_path)
     assert state["global_step"] == 6 and (tmp_path / "results.json").is_file()
 
 
+@pytest.mark.parametrize("patience", [1, 2])
+def test_early_stopping_ends_a_run_whose_metric_stops_improving(synthetic_dir, tmp_path, patience):
+    # A learning rate of 0 leaves the model, and so the validation metric, as it was: no evaluation after
+    # the first improves on it, and the run stops after 1 + patience evaluations, long before max_steps.
+    _run(synthetic_dir, tmp_path, "max_steps=20", "learning_rate=0", f"early_stopping_patience={patience}")
+    stop = 2 * (patience + 1)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == sorted(["checkpoint-2", f"checkpoint-{stop}"])
+    state = json.loads((tmp_path / f"checkpoint-{stop}" / "trainer_state.json").read_text())
+    assert state["global_step"] == stop and state["max_steps"] == 20
+    assert [entry["step"] for entry in state["log_history"] if "eval_loss" in entry] == list(range(2, stop + 1, 2))
+    assert (tmp_path / "results.json").is_file()
+
+
+class _DivergeAfter(TrainerCallback):
+    """Moves the score head's predictions far off their 0-1 scale after `step`: a run that diverges."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == self.step:
+            with torch.no_grad():
+                model.regressor.bias.add_(10.0)
+
+
+def test_the_best_checkpoint_is_the_model_saved_and_reported(synthetic_dir, tmp_path):
+    results = _run(synthetic_dir, tmp_path / "run", "task=overall_score", "max_eval_samples=null",
+                   callbacks=[_DivergeAfter(3)])
+    run_dir = tmp_path / "run"
+    state = json.loads((run_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    mae = {entry["step"]: entry["eval_mae"] for entry in state["log_history"] if "eval_mae" in entry}
+    assert mae[4] > mae[2] + 100  # the run did get worse after its first checkpoint
+    assert Path(state["best_model_checkpoint"]) == run_dir / "checkpoint-2" and state["best_metric"] == mae[2]
+    saved, best, last = (load_file(folder / "model.safetensors") for folder in
+                         (run_dir, run_dir / "checkpoint-2", run_dir / "checkpoint-4"))
+    assert saved.keys() == best.keys()
+    for name, value in saved.items():
+        assert torch.equal(value, best[name]), name
+    assert not torch.equal(saved["regressor.bias"], last["regressor.bias"])
+    # The test report was made with the best model too, not with the weights of the last step.
+    assert cli_main(["evaluate", str(run_dir), "--data", str(synthetic_dir), "--split", "test",
+                     "--output-dir", str(tmp_path / "eval")]) == 0
+    evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["metrics"]["mae"] < 100 and evaluated["metrics"] == pytest.approx(results["metrics"])
+
+
 @pytest.fixture(scope="module")
 def train_rows(synthetic_dir):
     return load_sousa(synthetic_dir, "audio", split="train").shuffle(seed=0).select(range(8))
@@ -141,28 +190,38 @@ def test_evaluate_writes_the_same_report_for_a_saved_model(synthetic_dir, tmp_pa
     assert (tmp_path / "eval" / "metrics" / "confusion_matrix.png").is_file()
 
 
-def _launch(processes: int, data, output_dir) -> None:
-    # SGD (not Adam, which hides a mis-scaled loss), no dropout and centre crops: nothing random
-    # differs between one process and two, so the two runs take the same steps.
-    overrides = [f"data={data}", f"output_dir={output_dir}", *TINY, "max_steps=3", "eval_steps=3", "optim=sgd",
-                 "learning_rate=0.5", "lr_scheduler_type=constant", "length.train_crop=center",
-                 "classifier_dropout=0", "backbone_config={dropout: 0}",
-                 f"per_device_train_batch_size={8 // processes}"]
+QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+
+
+def _launch(processes: int, cache, output_dir) -> None:
+    # The quickstart recipe as it is (its CNN, pooling, waveform cache and synthetic SOUSA, written
+    # under $SOUSA_HF_CACHE) on 48 clips of 2 s for 3 steps. SGD (not Adam, which hides a mis-scaled
+    # loss), no dropout and centre crops: nothing random differs between one process and two, so the
+    # two runs take the same steps.
+    overrides = [f"output_dir={output_dir}", "synthetic_samples=48", "length.max_seconds=2.0",
+                 "length.train_crop=center", "max_steps=3", "eval_strategy=steps", "eval_steps=3",
+                 "max_eval_samples=8", "per_device_eval_batch_size=8", "logging_steps=1", "optim=sgd",
+                 "learning_rate=0.5", "lr_scheduler_type=constant", "classifier_dropout=0",
+                 "backbone_config.dropout=0", f"per_device_train_batch_size={8 // processes}"]
     # accelerate's `--cpu` launcher starts one process (several need MPI); `--multi_gpu` starts them
     # with torchrun, and without a GPU the entry point joins them in a gloo process group on the CPU.
     launcher = ["--multi_gpu"] if processes > 1 else ["--cpu"]
     command = [sys.executable, "-m", "accelerate.commands.launch", *launcher, "--num_processes", str(processes),
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "sousa_hf.train", *[arg for override in overrides for arg in ("--set", override)]]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+               "-m", "sousa_hf.train", str(QUICKSTART), *[arg for override in overrides for arg in ("--set", override)]]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "SOUSA_HF_CACHE": str(cache)}
     finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
 
 
-def test_two_processes_train_like_one(synthetic_dir, tmp_path):
-    _launch(1, synthetic_dir, tmp_path / "one")
-    _launch(2, synthetic_dir, tmp_path / "two")
-    rows = load_sousa(synthetic_dir, "audio", split="validation").select(range(8))
+def test_two_processes_train_the_quickstart_like_one(tmp_path):
+    cache = tmp_path / "cache"
+    # Two processes first, into an empty cache: the main process writes the synthetic SOUSA and the
+    # waveform cache while the other waits for them (main_process_first); one process then reuses them.
+    _launch(2, cache, tmp_path / "two")
+    assert [p.name for p in cache.iterdir()] == ["synthetic-48-seed0"]  # written once, no partial copy left
+    _launch(1, cache, tmp_path / "one")
+    rows = load_sousa(cache / "synthetic-48-seed0", "audio", split="validation").select(range(8))
     losses = []
     for run_dir in ("one", "two"):
         model = AutoModel.from_pretrained(tmp_path / run_dir).eval()
@@ -174,7 +233,10 @@ def test_two_processes_train_like_one(synthetic_dir, tmp_path):
         assert state["global_step"] == 3
         logged = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
         assert len(logged) == 3
-    initial = build_model("skill_binary", "cnn:tiny")[0].eval()  # a run that did not move fails below
+    recipe, _ = load_recipe(QUICKSTART, ["classifier_dropout=0", "backbone_config.dropout=0", "length.max_seconds=2.0"])
+    torch.manual_seed(0)
+    initial = build_model("skill_binary", recipe.backbone, backbone_config=recipe.backbone_config,
+                          pooling=recipe.pooling)[0].eval()  # a run that did not move fails below
     with torch.no_grad():
         untrained = initial(**SousaCollator(adapter)([dataset[i] for i in range(8)])).loss.item()
     assert losses[1] == pytest.approx(losses[0], rel=1e-4) and abs(losses[0] - untrained) > 1e-3
