@@ -9,8 +9,8 @@ SOUSA of 200 clips made on the spot), each path producing collated batches of 8:
 - suite, cached epoch: reading the `prepare_inputs(cache="features")` Arrow cache back;
 - naive (1): the SOUSA guide's way, a `torchaudio.transforms.Resample` built per sample in
   `__getitem__` plus the extractor on one clip;
-- datasets cast (2): `cast_column("audio", Audio(sampling_rate=rate))` + the extractor on the
-  batch (needs torchcodec and a system FFmpeg; skipped with a note without them).
+- datasets cast (2): `cast_column("audio", Audio(sampling_rate=rate))` + the stock extractor on
+  the batch (needs torchcodec and a system FFmpeg; skipped with a note without them).
 Writes benchmarks/results/preprocess.json with the ratios per adapter.
 """
 
@@ -62,10 +62,19 @@ def suite_epoch(dataset, collate):
         collate([{key: batch[key][i] for key in batch} for i in range(len(batch["labels"]))])
 
 
+def stock_extractor(adapter):
+    """The extractor class the checkpoint names, as `AutoFeatureExtractor` would load it: without the
+    suite's batching in torch and windows sized to SOUSA's clips."""
+    return ADAPTERS[adapter.name].feature_extractor_class.from_dict(adapter.feature_extractor.to_dict())
+
+
+# The waveform extractors do not pad by default, and a batch of unequal clips needs it.
+STOCK_CALL_KWARGS = {"wav2vec2": {"padding": True}, "hubert": {"padding": True}}
+
+
 def naive_epoch(raw, adapter):
-    # As the guide writes it: per-sample decode, a new Resample transform, the extractor on one clip;
-    # the extractor is the stock class the checkpoint names, as AutoFeatureExtractor would load it.
-    extractor = ADAPTERS[adapter.name].feature_extractor_class.from_dict(adapter.feature_extractor.to_dict())
+    # As the guide writes it: per-sample decode, a new Resample transform, the stock extractor on one clip.
+    extractor = stock_extractor(adapter)
     for start in range(0, len(raw), BATCH):
         items = []
         for cell in raw[start : start + BATCH]["audio"]:
@@ -77,11 +86,14 @@ def naive_epoch(raw, adapter):
 
 
 def cast_epoch(raw, adapter):
+    # datasets decodes and resamples; the stock extractor makes the batch's inputs at its defaults.
+    extractor = stock_extractor(adapter)
     cast = raw.cast_column("audio", Audio(sampling_rate=adapter.sampling_rate, num_channels=1))
     for start in range(0, len(cast), BATCH):
         decoders = cast[start : start + BATCH]["audio"]
         arrays = [decoder.get_all_samples().data.numpy().mean(axis=0) for decoder in decoders]
-        adapter.extract(arrays, return_tensors="pt")
+        extractor(arrays, sampling_rate=adapter.sampling_rate, return_tensors="pt",
+                  **STOCK_CALL_KWARGS.get(adapter.name, {}))
 
 
 def cast_available() -> str | None:
