@@ -63,6 +63,14 @@ def test_training_crops_are_random_on_the_fly_and_from_the_waveform_cache(valida
         assert not np.array_equal(first, second)
 
 
+def test_training_from_the_feature_cache_warns_that_its_crop_is_fixed(validation, caplog):
+    adapter = get_adapter("wav2vec2", LengthPolicy(max_seconds=1.0))
+    with caplog.at_level("WARNING", logger="sousa_hf"):
+        cached = prepare_inputs(validation.select(range(2)), adapter, train=True, cache="features")
+    assert "stores each clip's center crop, so training sees no random crops" in caplog.text
+    assert np.array_equal(cached[0]["input_values"], cached[0]["input_values"])
+
+
 def test_streaming_works_on_the_fly(sample_dir, validation):
     adapter = get_adapter("ast", LengthPolicy(max_seconds=3.0))
     streamed = prepare_task(load_sousa(sample_dir, "audio", streaming=True)["validation"], "multitask")

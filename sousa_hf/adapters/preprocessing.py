@@ -12,6 +12,7 @@ Both paths give the same tensors for the same (deterministic) crop:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +28,7 @@ from .base import AudioAdapter
 LABEL_COLUMNS = ("labels", "labels_mask")
 CACHES = ("features", "waveform")
 _INT16_SCALE = 32767.0
+logger = logging.getLogger(__name__)
 _IMPORTING_PID = os.getpid()  # a forked `map` worker inherits it and has another pid
 
 
@@ -100,6 +102,9 @@ def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache
         return dataset.with_transform(ModelInputs(adapter, train, seed), columns=needed)
     if cache == "features":
         # The evaluation crop whatever `train` says: a cache holds one crop of each clip.
+        if train and adapter.max_seconds is not None and adapter.length.train_crop != adapter.length.eval_crop:
+            logger.warning("cache='features' stores each clip's %s crop, so training sees no random crops; use "
+                           "cache='waveform' to keep them", adapter.length.eval_crop)
         features = _cache_features(adapter, dataset)
         return dataset.map(ModelInputs(adapter, train=False), batched=True, batch_size=8, num_proc=num_proc,
                            remove_columns=drop, features=features,
