@@ -30,6 +30,7 @@ from transformers import (
 
 from .adapters import ADAPTERS, MODEL_TYPE_ADAPTERS, AudioAdapter, LengthPolicy, get_adapter
 from .configuration_sousa import SousaCNNConfig, SousaConfig
+from .data.errors import SousaDataError
 from .data.tasks import get_task
 from .modeling_sousa import (
     SousaForAudioClassification,
@@ -122,8 +123,8 @@ def _adapter_with_extractor(family: str, source: str, length: LengthPolicy | Non
     adapter_class = ADAPTERS[family]
     extractor = get_adapter(source, length).feature_extractor
     if not isinstance(extractor, adapter_class.feature_extractor_class):
-        raise ValueError(f"feature_extractor {source!r} holds a {type(extractor).__name__}; the {family} backbone "
-                         f"takes a {adapter_class.feature_extractor_class.__name__}")
+        raise SousaDataError(f"feature_extractor {source!r} holds a {type(extractor).__name__}; the {family} backbone "
+                             f"takes a {adapter_class.feature_extractor_class.__name__}")
     return adapter_class(extractor, length)
 
 
@@ -133,20 +134,20 @@ def parse_backbone(backbone: str) -> tuple[str, str | None, str | None]:
     name, _, variant = backbone.partition(":")
     if variant:
         if name not in ADAPTERS or variant not in VARIANTS:
-            raise ValueError(f"unknown backbone {backbone!r}; expected <family>:<variant> with family one of "
-                             f"{', '.join(ADAPTERS)} and variant random or tiny, or a checkpoint")
+            raise SousaDataError(f"unknown backbone {backbone!r}; expected <family>:<variant> with family one of "
+                                 f"{', '.join(ADAPTERS)} and variant random or tiny, or a checkpoint")
         return name, variant, None
     if name in ADAPTERS:
-        raise ValueError(f"backbone {backbone!r} names a family; say which: {name}:random (its default config, "
-                         f"random weights), {name}:tiny (for smoke tests), or a checkpoint")
+        raise SousaDataError(f"backbone {backbone!r} names a family; say which: {name}:random (its default config, "
+                             f"random weights), {name}:tiny (for smoke tests), or a checkpoint")
     try:
         model_type = AutoConfig.from_pretrained(backbone).model_type
     except Exception as err:  # OSError, ValueError or a Hub error, depending on what is missing
-        raise ValueError(f"unknown backbone {backbone!r}: not <family>:random/tiny (families: {', '.join(ADAPTERS)})"
-                         f" and no loadable checkpoint ({err})") from err
+        raise SousaDataError(f"unknown backbone {backbone!r}: not <family>:random/tiny (families: "
+                             f"{', '.join(ADAPTERS)}) and no loadable checkpoint ({err})") from err
     if model_type not in MODEL_TYPE_ADAPTERS or MODEL_TYPE_ADAPTERS[model_type] not in DEFAULT_CONFIGS:
-        raise ValueError(f"backbone {backbone!r} is a {model_type!r} model, which the suite has no head for; "
-                         f"expected one of {', '.join(sorted(MODEL_TYPE_ADAPTERS))}")
+        raise SousaDataError(f"backbone {backbone!r} is a {model_type!r} model, which the suite has no head for; "
+                             f"expected one of {', '.join(sorted(MODEL_TYPE_ADAPTERS))}")
     return MODEL_TYPE_ADAPTERS[model_type], None, backbone
 
 
@@ -176,7 +177,7 @@ def load_pretrained_backbone(family: str, checkpoint: str, overrides: dict | Non
 def _apply_overrides(config: PretrainedConfig, overrides: dict | None, backbone: str) -> None:
     for key, value in (overrides or {}).items():
         if not hasattr(config, key):
-            raise ValueError(f"backbone_config: {type(config).__name__} of {backbone!r} has no field {key!r}")
+            raise SousaDataError(f"backbone_config: {type(config).__name__} of {backbone!r} has no field {key!r}")
         setattr(config, key, list(value) if isinstance(value, tuple) else value)
 
 
@@ -202,8 +203,8 @@ def _check_matches_adapter(family: str, config: PretrainedConfig, adapter: Audio
     changed = {k: (getattr(config, k), getattr(expected, k)) for k in ("num_mel_bins", "enable_fusion")
                if hasattr(config, k) and getattr(config, k) != getattr(expected, k)}
     if changed:
-        raise ValueError(f"{checkpoint!r}: its model and its feature extractor disagree on {changed} (model, "
-                         "extractor); load a checkpoint whose preprocessor_config.json matches its config.json")
+        raise SousaDataError(f"{checkpoint!r}: its model and its feature extractor disagree on {changed} (model, "
+                             "extractor); load a checkpoint whose preprocessor_config.json matches its config.json")
 
 
 def _slice_whisper_positions(encoder: nn.Module, positions: int) -> None:
@@ -240,5 +241,5 @@ def _target_weights(targets: tuple[str, ...], weights: list[float] | dict[str, f
         return None if weights is None else list(weights)
     unknown = sorted(set(weights) - set(targets))
     if unknown:
-        raise ValueError(f"target_weights names unknown target(s) {unknown}; the targets are {', '.join(targets)}")
+        raise SousaDataError(f"target_weights names unknown target(s) {unknown}; the targets are {', '.join(targets)}")
     return [float(weights.get(target, 1.0)) for target in targets]

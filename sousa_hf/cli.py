@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from .data.errors import SousaDataError
@@ -167,10 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (SousaDataError, OSError, ValueError) as err:
+    except (SousaDataError, OSError) as err:
         # What a user can fix (a bad value, a missing file or model) is one line; other exceptions are
         # bugs and keep their traceback.
-        logging.getLogger("sousa_hf").debug("sousa-hf %s failed", args.command, exc_info=True)
         print(f"sousa-hf: error: {err}", file=sys.stderr)
         return 2
 

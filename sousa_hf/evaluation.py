@@ -56,8 +56,9 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
         apply_default_filter: apply the task's own filter (e.g. `tier_confidence > 0.5` for skill4);
             `None` does as the model's run did.
 
-    The run's `recipe.yaml`, when saved with the model, supplies its `filters` (presets, families, ...),
-    so that the split is the one the run itself reported on.
+    The run's `recipe.yaml`, when saved with the model, supplies its `filters` (presets, families, ...)
+    and `apply_default_filter`, so that the split is the one the run reported on; a run's quick-check
+    `max_eval_samples` limit is not applied: the whole split is evaluated.
     """
     check_model_source(model_dir)
     model = AutoModel.from_pretrained(model_dir)

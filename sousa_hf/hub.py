@@ -120,7 +120,9 @@ def check_push_target(output_dir: str | Path, hub_model_id: str | None, *, token
     name = hub_model_id or Path(output_dir).absolute().name
     try:
         repo_id = name if "/" in name else f"{api.whoami()['name']}/{name}"
-        check_repo_id(repo_id)
+        if not REPO_ID.match(repo_id):
+            raise SousaHubError(f"push_to_hub would push to {repo_id!r}, which is not a Hub repo id; set hub_model_id "
+                                "to USER/NAME (it defaults to output_dir's folder name)")
         if api.repo_exists(repo_id) and not exist_ok:
             held = [path for path in api.list_repo_files(repo_id) if path != ".gitattributes"]
             if held:

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import inspect
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,8 @@ class Recipe:
         eval_split, test_split: the split chosen on (best checkpoint, early stopping) and the one reported.
         early_stopping_patience: evaluations without improvement before stopping (`None`: never).
         resume: continue from the last checkpoint in `output_dir` when there is one (refused when
-            that run's recipe differs in a `RUN_IDENTITY_KEYS` key).
+            that run's recipe differs in a `RUN_IDENTITY_KEYS` key); `False` refuses an `output_dir`
+            that holds checkpoints.
         hub_exist_ok: with `push_to_hub`, replace the files of a Hub repository that already holds some.
     """
 
@@ -89,6 +91,7 @@ RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "bac
                      "feature_extractor", "length", "pooling", "classifier_dropout", "regression_loss", "huber_delta",
                      "target_weights", "training_mode", "lora", "class_weights", "filters", "apply_default_filter",
                      "max_train_samples")
+_SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 # Never written to a run's recipe.yaml, which is uploaded with the model.
 SECRET_KEYS = ("hub_token",)
 
@@ -107,7 +110,7 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise SousaDataError(f"recipe {str(path)!r} must hold a mapping of keys to values")
-        values.update(loaded)
+        values.update(_scientific_as_float(loaded))
     for override in overrides or []:
         key, value = parse_override(override)
         head, _, entry = key.partition(".")
@@ -159,6 +162,11 @@ def check_recipe(recipe: Recipe) -> None:
                 raise SousaDataError(f"recipe key {key}: unknown entry {entry!r}"
                                      + (f" (did you mean {close[0]!r}?)" if close else "")
                                      + f"; it takes {', '.join(sorted(allowed))}")
+    numbers = {"classifier_dropout": recipe.classifier_dropout, "huber_delta": recipe.huber_delta,
+               "synthetic_samples": recipe.synthetic_samples, "length.max_seconds": recipe.length.get("max_seconds")}
+    for key, value in numbers.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise SousaDataError(f"recipe key {key}: expected a number, got {value!r}")
     try:
         LengthPolicy(**recipe.length)
     except ValueError as err:
@@ -178,7 +186,18 @@ def parse_override(override: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as err:
         raise SousaDataError(f"--set {override!r}: the value is not valid YAML ({err})") from err
-    return key.strip(), value
+    return key.strip(), _scientific_as_float(value)
+
+
+def _scientific_as_float(value: Any) -> Any:
+    """YAML 1.1 (PyYAML) reads `1e-4`, without a dot, as text; in a recipe it is always a number."""
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _scientific_as_float(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scientific_as_float(item) for item in value]
+    return value
 
 
 def dump_recipe(recipe: Recipe, training: dict[str, Any], path: str | Path) -> None:
@@ -193,5 +212,15 @@ def dump_recipe(recipe: Recipe, training: dict[str, Any], path: str | Path) -> N
 
 def changed_identity_keys(recipe: Recipe, earlier: dict[str, Any]) -> list[str]:
     """The `RUN_IDENTITY_KEYS` on which `recipe` differs from an earlier run's `recipe.yaml` values."""
-    defaults = Recipe()
-    return [key for key in RUN_IDENTITY_KEYS if earlier.get(key, getattr(defaults, key)) != getattr(recipe, key)]
+    from .adapters import LengthPolicy
+    from .training_modes import LoraSettings
+
+    def comparable(values: dict[str, Any]) -> dict[str, Any]:
+        # As written to recipe.yaml (tuples become lists), with `length`/`lora` defaults filled in.
+        values = yaml.safe_load(yaml.safe_dump({**dataclasses.asdict(Recipe()), **values}))
+        values["length"] = LengthPolicy(**values["length"] or {}).to_dict()
+        values["lora"] = yaml.safe_load(yaml.safe_dump(dataclasses.asdict(LoraSettings(**values["lora"] or {}))))
+        return values
+
+    now, then = comparable(dataclasses.asdict(recipe)), comparable(earlier)
+    return [key for key in RUN_IDENTITY_KEYS if now[key] != then[key]]

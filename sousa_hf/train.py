@@ -68,7 +68,10 @@ def training_arguments(recipe: Recipe, task: SousaTask, values: dict) -> Trainin
         remove_unused_columns=False,
         label_names=["labels", "labels_mask"] if task.kind == "multitask" else ["labels"],
     )
-    return TrainingArguments(**{**defaults, **values})
+    try:
+        return TrainingArguments(**{**defaults, **values})
+    except (TypeError, ValueError) as err:  # a TrainingArguments value of the wrong type or out of its choices
+        raise SousaDataError(f"recipe: a TrainingArguments value is refused: {err}") from err
 
 
 def synthetic_source(recipe: Recipe) -> str:
@@ -111,16 +114,20 @@ def resume_checkpoint(recipe: Recipe, output_dir: str) -> str | None:
     A checkpoint of a run whose `recipe.yaml` differs in what the model or data is (task, backbone,
     data, ...) is refused: Trainer would load its weights into a different model without a word.
     """
-    if not recipe.resume or not os.path.isdir(output_dir):
+    checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    if checkpoint is None:
         return None
-    checkpoint = get_last_checkpoint(output_dir)
+    if not recipe.resume:
+        # Trainer would keep the old run's higher-numbered checkpoints and rotate the new run's away.
+        raise SousaDataError(f"{output_dir} holds checkpoints of an earlier run and the recipe says resume: false; "
+                             "train into another output_dir (--set output_dir=...) or delete them first")
     earlier = Path(output_dir) / "recipe.yaml"
-    if checkpoint and earlier.is_file():
+    if earlier.is_file():
         changed = changed_identity_keys(recipe, yaml.safe_load(earlier.read_text()) or {})
         if changed:
             raise SousaDataError(
                 f"{output_dir} holds checkpoints of a run whose recipe differs in {', '.join(changed)}; train into "
-                "another output_dir (--set output_dir=...), or --set resume=false to start over there")
+                "another output_dir (--set output_dir=...), or delete them to start over there")
     return checkpoint
 
 

@@ -270,6 +270,12 @@ def test_the_remote_pipeline_crops_long_clips_as_the_unfused_clap_adapter_does(t
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-5)
 
 
+def test_a_clap_window_longer_than_its_audio_tower_takes_is_refused():
+    assert get_adapter("clap", LengthPolicy(max_seconds=10.23)).feature_extractor.nb_max_samples == 491040
+    with pytest.raises(SousaDataError, match="max_seconds=12 is longer than CLAP's audio tower takes .* 10.23 s"):
+        get_adapter("clap", LengthPolicy(max_seconds=12))
+
+
 def test_clap_with_fusion_sees_the_whole_clip_without_a_warning(caplog):
     clap = get_adapter("clap")
     with caplog.at_level(logging.WARNING):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sousa_hf import SousaDataError
 from sousa_hf.adapters import LengthPolicy
 from sousa_hf.data.tasks import TASKS
-from sousa_hf.recipe import Recipe, dump_recipe, load_recipe
+from sousa_hf.recipe import Recipe, changed_identity_keys, dump_recipe, load_recipe
 from sousa_hf.train import resume_checkpoint, training_arguments
 from sousa_hf.training_modes import TRAINING_MODES, LoraSettings
 
@@ -91,8 +92,29 @@ def test_a_checkpoint_resumes_only_under_the_recipe_that_made_it(tmp_path):
     other, _ = load_recipe(None, ["task=overall_score", "backbone=cnn:tiny"])
     with pytest.raises(SousaDataError, match="recipe differs in task, backbone; train into another output_dir"):
         resume_checkpoint(other, str(tmp_path))
-    fresh, _ = load_recipe(None, ["task=overall_score", "resume=false"])
-    assert resume_checkpoint(fresh, str(tmp_path)) is None
+    # Written back and read (tuples become lists) and with a default spelled out, it is the same recipe.
+    same, _ = load_recipe(None, ["task=skill_binary", "length={eval_crop: center}"])
+    assert resume_checkpoint(same, str(tmp_path)) == str(tmp_path / "checkpoint-4")
+    fresh, _ = load_recipe(None, ["task=skill_binary", "resume=false"])
+    with pytest.raises(SousaDataError, match="holds checkpoints of an earlier run and the recipe says resume: false"):
+        resume_checkpoint(fresh, str(tmp_path))
+    assert resume_checkpoint(fresh, str(tmp_path / "new")) is None
+
+
+def test_a_saved_recipe_with_tuples_is_the_recipe_that_saved_it(tmp_path):
+    recipe = Recipe(lora={"target_modules": ("q_proj", "v_proj")}, filters={"tiers": ("novice",)})
+    dump_recipe(recipe, {}, tmp_path / "recipe.yaml")
+    assert changed_identity_keys(recipe, yaml.safe_load((tmp_path / "recipe.yaml").read_text())) == []
+
+
+def test_numbers_in_e_notation_are_numbers(tmp_path):  # PyYAML (YAML 1.1) reads 1e-4 without a dot as text
+    recipe, training = load_recipe(None, ["classifier_dropout=1e-1", "length.max_seconds=1e1", "learning_rate=3e-4"])
+    assert (recipe.classifier_dropout, recipe.length["max_seconds"], training["learning_rate"]) == (0.1, 10.0, 3e-4)
+    (tmp_path / "r.yaml").write_text("learning_rate: 2e-5\nlength: {max_seconds: 6e0}\n")
+    recipe, training = load_recipe(tmp_path / "r.yaml")
+    assert training["learning_rate"] == 2e-5 and recipe.length["max_seconds"] == 6.0
+    with pytest.raises(SousaDataError, match="recipe key classifier_dropout: expected a number, got 'high'"):
+        load_recipe(None, ["classifier_dropout=high"])
 
 
 def test_unknown_keys_in_a_file_are_named(tmp_path):

@@ -20,9 +20,12 @@ import numpy as np
 import torch
 from transformers import BatchFeature, ClapFeatureExtractor
 
+from ..data.errors import SousaDataError
 from .base import AudioAdapter
 
 EVAL_SEED = 0
+# HTSAT, the audio tower of every released CLAP, takes at most spec_size 256 x freq_ratio 4 frames.
+HTSAT_MAX_FRAMES = 1024
 
 
 class TorchSpectrogramClapFeatureExtractor(ClapFeatureExtractor):
@@ -51,7 +54,7 @@ class ClapAdapter(AudioAdapter):
     name = "clap"
     feature_extractor_class = ClapFeatureExtractor
     crop_advice = ("set the recipe's length.max_seconds to choose the window (CLAP's audio tower takes at most "
-                   "about 10 s), or use a fused checkpoint (truncation='fusion') to see the whole clip")
+                   "10.23 s), or use a fused checkpoint (truncation='fusion') to see the whole clip")
 
     def configure_extractor(self) -> None:
         if type(self.feature_extractor) is ClapFeatureExtractor:
@@ -60,6 +63,11 @@ class ClapAdapter(AudioAdapter):
         if self.max_seconds is None and extractor.truncation != "fusion":
             self.max_seconds = round(extractor.nb_max_samples) / self.sampling_rate
         if self.max_seconds is not None:
+            longest = (HTSAT_MAX_FRAMES - 1) * extractor.hop_length / self.sampling_rate
+            if self.max_seconds > longest:
+                raise SousaDataError(f"length max_seconds={self.max_seconds} is longer than CLAP's audio tower takes "
+                                     f"({HTSAT_MAX_FRAMES} frames, {longest:.2f} s); set it to {longest:.2f} or less, "
+                                     "or leave it unset with a fused checkpoint to see whole clips")
             extractor.max_length_s = self.max_seconds
             extractor.nb_max_samples = int(round(self.max_seconds * self.sampling_rate))
 
