@@ -9,19 +9,17 @@ import logging
 import tempfile
 from pathlib import Path
 
-import yaml
 from transformers import AutoModel, TrainingArguments
-from transformers.utils import cached_file
 
 from .adapters import AudioAdapter, get_adapter
 from .adapters.collator import SousaCollator
 from .adapters.preprocessing import prepare_inputs
 from .data.errors import SousaDataError
-from .data.filters import filter_sousa
 from .data.loading import load_sousa
 from .data.tasks import SousaTask, get_task, prepare_task
 from .hub import check_model_source
 from .metrics import SLICE_COLUMNS, unpack_predictions
+from .recipe import read_saved_recipe
 from .report import write_report
 from .trainer import SousaTrainer
 
@@ -66,14 +64,13 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
         raise SousaDataError(f"{model_dir!r} is not a SOUSA task model (no task head in its config.json)")
     task = get_task(model.config.task)
     adapter = get_adapter(model_dir)
-    recipe = _saved_recipe(model_dir)
+    recipe = read_saved_recipe(model_dir)
     if apply_default_filter is None:
         apply_default_filter = recipe.get("apply_default_filter", True)
-    dataset = load_sousa(data, "audio", split=split)
     if recipe.get("filters"):
         logger.info("applying the run's filters from its recipe.yaml: %s", recipe["filters"])
-        dataset = filter_sousa(dataset, **recipe["filters"])
-    dataset = prepare_task(dataset, task, apply_default_filter=apply_default_filter)
+    dataset = prepare_task(load_sousa(data, "audio", split=split), task, apply_default_filter=apply_default_filter,
+                           filters=recipe.get("filters"))
     output_dir = output_dir or str(Path(model_dir) / f"eval-{split}")
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none",
@@ -83,10 +80,3 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
                                processing_class=adapter.feature_extractor)
         return evaluate_split(trainer, dataset, adapter, task, output_dir, split,
                               extra={"model": model_dir, "data": data})
-
-
-def _saved_recipe(model_dir: str) -> dict:
-    """The `recipe.yaml` saved with a model (folder or Hub id), or `{}`."""
-    path = cached_file(model_dir, "recipe.yaml", _raise_exceptions_for_missing_entries=False,
-                       _raise_exceptions_for_connection_errors=False)
-    return (yaml.safe_load(Path(path).read_text()) or {}) if path else {}

@@ -14,7 +14,6 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
-import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from safetensors import safe_open
 
@@ -23,7 +22,7 @@ from .data.errors import SousaDataError
 from .data.loading import HUB_ID
 from .data.tasks import get_task
 from .data.tier_confidence import SKILL_TIERS
-from .recipe import Recipe
+from .recipe import Recipe, read_saved_recipe
 
 # Recipe keys worth a row in the card's hyper-parameter table (the TrainingArguments values all are).
 RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "length", "class_weights", "regression_loss",
@@ -51,7 +50,7 @@ def make_model_card(model_dir: str | Path, repo_id: str | None = None) -> ModelC
     results = _read_json(model_dir / "results.json",
                          "run `sousa-hf evaluate MODEL_DIR --data SOURCE --output-dir MODEL_DIR` to make it")
     config = SousaConfig.from_pretrained(model_dir)
-    recipe = _read_recipe(model_dir / "recipe.yaml")
+    recipe = read_saved_recipe(model_dir)
     task = get_task(config.task)
     repo_id = repo_id or f"USER/{model_dir.resolve().name}"
     # Without a recipe (a model evaluated, not trained, here) the report names the data it was evaluated on.
@@ -110,11 +109,6 @@ def _read_json(path: Path, hint: str = "") -> dict:
     if not path.is_file():
         raise SousaDataError(f"{path} is missing; {hint}" if hint else f"{path} is missing")
     return json.loads(path.read_text())
-
-
-def _read_recipe(path: Path) -> dict:
-    """The run's recipe as saved (every key), or `{}` for a model evaluated without one."""
-    return yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
 
 
 def _eval_results(results: dict, task, data: str | None) -> list[EvalResult]:

@@ -210,6 +210,15 @@ def dump_recipe(recipe: Recipe, training: dict[str, Any], path: str | Path) -> N
     os.replace(partial, path)  # other processes of the run may be reading it
 
 
+def read_saved_recipe(model_dir_or_id: str | Path) -> dict[str, Any]:
+    """The `recipe.yaml` a run saved (in its output folder, or with its model on the Hub), or `{}`."""
+    from transformers.utils import cached_file
+
+    path = cached_file(str(model_dir_or_id), "recipe.yaml", _raise_exceptions_for_missing_entries=False,
+                       _raise_exceptions_for_connection_errors=False)
+    return (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
+
+
 def changed_identity_keys(recipe: Recipe, earlier: dict[str, Any]) -> list[str]:
     """The `RUN_IDENTITY_KEYS` on which `recipe` differs from an earlier run's `recipe.yaml` values."""
     from .adapters import LengthPolicy

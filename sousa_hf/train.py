@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 from transformers import EarlyStoppingCallback, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -25,14 +24,13 @@ from .adapters.collator import SousaCollator
 from .adapters.preprocessing import prepare_inputs
 from .backbones import build_model
 from .data.errors import SousaDataError
-from .data.filters import filter_sousa
 from .data.loading import load_sousa
 from .data.synthetic import make_synthetic_sousa
 from .data.tasks import SousaTask, class_weights, get_task, prepare_task
 from .evaluation import evaluate_split
 from .hub import check_push_target
 from .metrics import SousaMetrics
-from .recipe import Recipe, changed_identity_keys, check_recipe, dump_recipe
+from .recipe import Recipe, changed_identity_keys, check_recipe, dump_recipe, read_saved_recipe
 from .report import format_metrics_table
 from .trainer import SousaTrainer
 from .training_modes import LoraSettings, apply_training_mode, merge_lora
@@ -97,8 +95,8 @@ def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments) -> dic
         raise SousaDataError(f"{source!r} has no split(s) {sorted(missing)}; it has {sorted(splits)}")
     prepared = {}
     for name in sorted(wanted):
-        split = filter_sousa(splits[name], **recipe.filters) if recipe.filters else splits[name]
-        split = prepare_task(split, task, apply_default_filter=recipe.apply_default_filter)
+        split = prepare_task(splits[name], task, apply_default_filter=recipe.apply_default_filter,
+                             filters=recipe.filters)
         limit = recipe.max_train_samples if name == "train" else recipe.max_eval_samples
         if limit is not None and len(split) > limit:
             split = split.select(range(limit))
@@ -121,9 +119,9 @@ def resume_checkpoint(recipe: Recipe, output_dir: str) -> str | None:
         # Trainer would keep the old run's higher-numbered checkpoints and rotate the new run's away.
         raise SousaDataError(f"{output_dir} holds checkpoints of an earlier run and the recipe says resume: false; "
                              "train into another output_dir (--set output_dir=...) or delete them first")
-    earlier = Path(output_dir) / "recipe.yaml"
-    if earlier.is_file():
-        changed = changed_identity_keys(recipe, yaml.safe_load(earlier.read_text()) or {})
+    earlier = read_saved_recipe(output_dir)
+    if earlier:
+        changed = changed_identity_keys(recipe, earlier)
         if changed:
             raise SousaDataError(
                 f"{output_dir} holds checkpoints of a run whose recipe differs in {', '.join(changed)}; train into "

@@ -127,16 +127,19 @@ def get_task(name: str | SousaTask) -> SousaTask:
     return TASKS[name]
 
 
-def prepare_task(dataset, task: str | SousaTask, *, apply_default_filter: bool = True):
+def prepare_task(dataset, task: str | SousaTask, *, apply_default_filter: bool = True, filters: dict | None = None):
     """Apply the task's default filter (e.g. `tier_confidence > 0.5` for `skill4`) and add `labels`.
 
     Works on a `Dataset`, `IterableDataset` or a dict of them; the stored audio is not rewritten.
+    `filters` are `filter_sousa` arguments applied first (a recipe's `filters`).
     """
     task = get_task(task)
     if isinstance(dataset, (DatasetDict, IterableDatasetDict)):
-        prepared = {name: prepare_task(split, task, apply_default_filter=apply_default_filter)
+        prepared = {name: prepare_task(split, task, apply_default_filter=apply_default_filter, filters=filters)
                     for name, split in dataset.items()}
         return type(dataset)(prepared)
+    if filters:
+        dataset = filter_sousa(dataset, **filters)
     if apply_default_filter and task.min_tier_confidence is not None:
         dataset = filter_sousa(dataset, min_tier_confidence=task.min_tier_confidence)
     return add_columns(dataset, task.encode, task.input_columns, task.label_features)
