@@ -57,7 +57,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from .report import format_metrics_table
 
     results = evaluate_saved_model(args.model_dir, args.data, split=args.split, output_dir=args.output_dir,
-                                   batch_size=args.batch_size)
+                                   batch_size=args.batch_size, bad_audio=args.bad_audio)
     print(format_metrics_table(results))
 
 
@@ -87,15 +87,34 @@ def _predict(args: argparse.Namespace) -> int:
         for result in results:
             if "error" in result:
                 print(f"{result['file']}: error: {result['error']}")
-            elif result["label"] is not None:
-                print(f"{result['file']}: {result['label']} ({result['scores'][result['label']]:.1%})")
+                continue
+            if result["label"] is not None:
+                line = f"{result['file']}: {result['label']} ({result['scores'][result['label']]:.1%})"
             else:
-                print(f"{result['file']}: " + ", ".join(f"{k} {v:.1f}" for k, v in result["scores"].items()))
+                line = f"{result['file']}: " + ", ".join(f"{k} {v:.1f}" for k, v in result["scores"].items())
+            print(line + (f"  [warning: {result['warning']}]" if result.get("warning") else ""))
     return 1 if any("error" in result for result in results) else 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """Bad arguments as one line, like every other error a user can fix (argparse prints the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sousa-hf", description=__doc__.splitlines()[0])
+    parser = _OneLineErrors(prog="sousa-hf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="make, inspect and check SOUSA data")
@@ -103,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = data_commands.add_parser("synth", help="write a synthetic SOUSA in the Hub layout (offline)")
     synth.add_argument("out_dir", help="folder to write (configs audio, midi_only, labels_only + auxiliary)")
-    synth.add_argument("--samples", type=int, default=200, help="number of clips (default 200)")
+    synth.add_argument("--samples", type=_positive_int, default=200, help="number of clips (default 200)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same data")
     synth.add_argument("--overwrite", action="store_true", help="replace out_dir if it exists")
     synth.add_argument("--num-proc", type=int, default=None, help="processes rendering audio (default: all cores)")
@@ -138,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="SOUSA source (Hub id, folder or Parquet files)")
     evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
     evaluate.add_argument("--output-dir", default=None, help="report folder (default MODEL_DIR/eval-SPLIT)")
-    evaluate.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=16, help="clips per forward pass (default 16)")
+    evaluate.add_argument("--bad-audio", choices=("error", "skip"), default="error",
+                          help="a clip whose audio cannot be decoded stops the evaluation (error, default) or is left "
+                               "out and listed in results.json (skip)")
     evaluate.set_defaults(run=_evaluate)
 
     push = commands.add_parser("push", help="upload a trained model with its card, code and recipe to the Hub")
@@ -157,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="audio files (wav, flac, mp3, ogg; any rate, mono or stereo) or folders of them")
     predict.add_argument("--json", action="store_true",
                          help='print one JSON list: {"file", "label", "scores"} or {"file", "error"} per file')
-    predict.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
+    predict.add_argument("--batch-size", type=_positive_int, default=8, help="clips per forward pass (default 8)")
     predict.set_defaults(run=_predict)
     return parser
 

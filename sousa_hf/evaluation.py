@@ -9,11 +9,13 @@ import logging
 import tempfile
 from pathlib import Path
 
+import torch
 from transformers import AutoModel, TrainingArguments
 
 from .adapters import AudioAdapter, get_adapter
 from .adapters.collator import SousaCollator
 from .adapters.preprocessing import prepare_inputs
+from .data.audio_check import check_audio
 from .data.errors import SousaDataError
 from .data.loading import load_sousa
 from .data.tasks import SousaTask, get_task, prepare_task
@@ -42,7 +44,8 @@ def evaluate_split(trainer: SousaTrainer, split, adapter: AudioAdapter, task: So
 
 
 def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_dir: str | None = None,
-                         batch_size: int = 16, apply_default_filter: bool | None = None) -> dict:
+                         batch_size: int = 16, apply_default_filter: bool | None = None, bad_audio: str = "error"
+                         ) -> dict:
     """Write the report of a saved SOUSA model (a training run's output folder or a Hub id) on a split.
 
     Args:
@@ -53,11 +56,15 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
         batch_size: clips per forward pass.
         apply_default_filter: apply the task's own filter (e.g. `tier_confidence > 0.5` for skill4);
             `None` does as the model's run did.
+        bad_audio: a clip whose audio cannot be decoded stops the evaluation (`error`) or is left out (`skip`,
+            listed in `results.json`).
 
     The run's `recipe.yaml`, when saved with the model, supplies its `filters` (presets, families, ...)
     and `apply_default_filter`, so that the split is the one the run reported on; a run's quick-check
     `max_eval_samples` limit is not applied: the whole split is evaluated.
     """
+    if batch_size < 1:
+        raise SousaDataError(f"batch_size must be at least 1, got {batch_size}")
     check_model_source(model_dir)
     model = AutoModel.from_pretrained(model_dir)
     if not hasattr(model, "task_loss") or not getattr(model.config, "task", None):
@@ -71,12 +78,17 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
         logger.info("applying the run's filters from its recipe.yaml: %s", recipe["filters"])
     dataset = prepare_task(load_sousa(data, "audio", split=split), task, apply_default_filter=apply_default_filter,
                            filters=recipe.get("filters"))
+    dataset, skipped = check_audio(dataset, bad_audio, split)
+    if len(dataset) == 0:
+        raise SousaDataError(f"split {split!r} of {data!r} has no clips left to evaluate after the filters")
+    extra = {"model": model_dir, "data": data}
+    if skipped:
+        extra["skipped_bad_audio"] = {split: {"count": len(skipped), "sample_ids": skipped}}
     output_dir = output_dir or str(Path(model_dir) / f"eval-{split}")
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none",
-                                 remove_unused_columns=False,
+                                 remove_unused_columns=False, dataloader_pin_memory=torch.cuda.is_available(),
                                  label_names=["labels", "labels_mask"] if task.kind == "multitask" else ["labels"])
         trainer = SousaTrainer(model=model, args=args, data_collator=SousaCollator(adapter),
                                processing_class=adapter.feature_extractor)
-        return evaluate_split(trainer, dataset, adapter, task, output_dir, split,
-                              extra={"model": model_dir, "data": data})
+        return evaluate_split(trainer, dataset, adapter, task, output_dir, split, extra=extra)

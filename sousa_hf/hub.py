@@ -11,15 +11,18 @@ local. `SousaTrainer.push_to_hub` (a recipe with `push_to_hub: true`) uploads th
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from huggingface_hub import HfApi, get_token
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub import HfApi, constants, get_session, get_token
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 from .data.errors import SousaDataError
 from .model_card import make_model_card
@@ -91,7 +94,7 @@ def push_model(model_dir: str | Path, repo_id: str, *, private: bool = False, ex
     """
     check_repo_id(repo_id)
     api = HfApi(token=require_token(token))
-    try:
+    with hub_errors(repo_id):
         exists = api.repo_exists(repo_id)
         if exists and not exist_ok:
             raise SousaHubError(f"{repo_id} already exists on the Hub; pass --exist-ok to push a new commit to it "
@@ -103,8 +106,6 @@ def push_model(model_dir: str | Path, repo_id: str, *, private: bool = False, ex
             folder = prepare_upload(model_dir, Path(scratch) / "upload", repo_id)
             api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
                               delete_patterns="*")
-    except HfHubHTTPError as err:
-        raise SousaHubError(explain_hub_error(err, repo_id)) from err
     return str(url)
 
 
@@ -118,7 +119,7 @@ def check_push_target(output_dir: str | Path, hub_model_id: str | None, *, token
     """
     api = HfApi(token=require_token(token))
     name = hub_model_id or Path(output_dir).absolute().name
-    try:
+    with hub_errors(name):
         repo_id = name if "/" in name else f"{api.whoami()['name']}/{name}"
         if not REPO_ID.match(repo_id):
             raise SousaHubError(f"push_to_hub would push to {repo_id!r}, which is not a Hub repo id; set hub_model_id "
@@ -129,9 +130,41 @@ def check_push_target(output_dir: str | Path, hub_model_id: str | None, *, token
                 raise SousaHubError(
                     f"{repo_id} already exists on the Hub and holds {len(held)} file(s); set hub_exist_ok: true "
                     "(--set hub_exist_ok=true) to replace them with this run's model, or choose another hub_model_id")
-    except HfHubHTTPError as err:
-        raise SousaHubError(explain_hub_error(err, name)) from err
     return repo_id
+
+
+def check_hub_strategy(hub_strategy: str) -> None:
+    """Only `end`: Trainer's other strategies upload `output_dir` while it holds a half-written run (no card,
+    `training_args.bin`, checkpoints), commits that are not loadable models."""
+    value = getattr(hub_strategy, "value", hub_strategy)
+    if value != "end":
+        raise SousaHubError(f"hub_strategy {value!r} is not supported: Trainer's intermediate pushes upload output_dir "
+                            "while training (no model card or report, checkpoints); the suite pushes the finished, "
+                            "loadable model once at the end: set hub_strategy: end (the default)")
+
+
+@contextmanager
+def hub_errors(repo_id: str) -> Iterator[None]:
+    """Hub failures a user can fix (a refused token, no network) as one-line `SousaHubError`s."""
+    try:
+        yield
+    except HfHubHTTPError as err:
+        raise SousaHubError(explain_hub_error(err, repo_id)) from err
+    except OfflineModeIsEnabled as err:
+        raise SousaHubError(f"cannot reach the Hub for {repo_id}: offline mode is on (HF_HUB_OFFLINE=1); unset it "
+                            "to push") from err
+    except Exception as err:
+        if not isinstance(err, _transport_errors()):
+            raise
+        # Connection refused, DNS, timeouts, after huggingface_hub's own retries.
+        raise SousaHubError(f"cannot reach the Hub at {constants.ENDPOINT} for {repo_id} ({type(err).__name__}: "
+                            f"{err}); check the network connection and HF_ENDPOINT, then run again") from err
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The network errors of the HTTP client huggingface_hub uses (httpx, or httpx2 in recent releases)."""
+    client = importlib.import_module(type(get_session()).__module__.split(".")[0])
+    return (client.TransportError, ConnectionError, TimeoutError)
 
 
 def require_token(token: str | None = None) -> str:
@@ -144,8 +177,14 @@ def require_token(token: str | None = None) -> str:
 
 
 def check_model_source(source: str) -> None:
-    """A saved model's folder or a Hub id; a path that is neither is an error naming it."""
+    """A saved model's folder or a Hub id; a path that is neither, or a folder without a model, is an error."""
     if Path(source).is_dir():
+        folder = Path(source)
+        if not (folder / "config.json").is_file() or not any(folder.glob("model*.safetensors")):
+            held = "is empty" if not any(folder.iterdir()) else "holds no saved model (config.json and " \
+                "model.safetensors)"
+            raise SousaDataError(f"{source!r} {held}; pass the output folder of a finished training run (a run that "
+                                 "crashed keeps its weights in checkpoint-* folders: resume it to finish)")
         return
     if Path(source).exists() or source.startswith((".", "/", "~")) or not HUB_MODEL_ID.match(source):
         raise SousaDataError(f"{source!r} is neither a folder holding a saved model nor a Hub id (USER/NAME); "

@@ -19,7 +19,7 @@ from safetensors import safe_open
 
 from .configuration_sousa import SousaConfig
 from .data.errors import SousaDataError
-from .data.loading import HUB_ID
+from .data.loading import HUB_ID, data_origin
 from .data.tasks import get_task
 from .data.tier_confidence import SKILL_TIERS
 from .recipe import Recipe, read_saved_recipe
@@ -32,6 +32,9 @@ NOT_HYPERPARAMETERS = {"output_dir", "logging_steps", "logging_dir", "report_to"
                        "hub_private_repo", "hub_token", "hub_strategy", "dataloader_num_workers", "save_total_limit",
                        "per_device_eval_batch_size", "use_cpu", "disable_tqdm", "overwrite_output_dir"}
 UNKNOWN_DATA = "unknown"
+DATA_LICENSES = {"sousa": "MIT (SOUSA's license)", "synthetic": "MIT (made by sousa-hf, MIT-licensed)"}
+# Base checkpoints whose weights are MIT-licensed, so that the fine-tuned model can be too.
+MIT_BASE_MODELS = ("openai/whisper-",)
 TIER_METRICS = {"classification": ("balanced_accuracy", "accuracy", "macro_f1"), "regression": ("mae", "r2"),
                 "multitask": ("mae", "r2")}
 METRIC_NAMES = {"balanced_accuracy": "Balanced accuracy", "accuracy": "Accuracy", "macro_f1": "Macro F1",
@@ -57,12 +60,17 @@ def make_model_card(model_dir: str | Path, repo_id: str | None = None) -> ModelC
     data = recipe.get("data") if recipe else results.get("data", UNKNOWN_DATA)
     if data == "synthetic":  # how `sousa_hf.train` records the built-in synthetic SOUSA in results.json
         data = None
+    origin = results.get("data_origin") or ("synthetic" if data is None else "unknown" if data == UNKNOWN_DATA
+                                            else data_origin(data))
+    base_model = _base_model(config.backbone)
     card_data = ModelCardData(
         model_name=repo_id.split("/")[-1],
         library_name="transformers",
         pipeline_tag="audio-classification" if task.kind == "classification" else "other",
-        datasets=[HUB_ID],
-        base_model=_base_model(config.backbone),
+        # Only a model trained on SOUSA itself names it; the suite's synthetic stand-in is not that dataset.
+        datasets=[HUB_ID] if origin == "sousa" else None,
+        license=_license(origin, config.backbone),
+        base_model=base_model,
         tags=["audio", "sousa", "snare-drum", "drumming-assessment", task.name],
         eval_results=_eval_results(results, task, data),
     )
@@ -82,6 +90,7 @@ def make_model_card(model_dir: str | Path, repo_id: str | None = None) -> ModelC
         recipe_saved=bool(recipe),
         results=results,
         data_description=_data_description(data, recipe),
+        data_license=DATA_LICENSES.get(origin, "not recorded with this model"),
         backbone_description=_backbone_description(config.backbone, model_dir),
         input_description=_input_description(config),
         head_description=_head_description(config, task),
@@ -128,6 +137,16 @@ def _eval_results(results: dict, task, data: str | None) -> list[EvalResult]:
         for name, value in results["metrics"].items()
         if value is not None and not (isinstance(value, float) and math.isnan(value))
     ]
+
+
+def _license(origin: str, backbone: str | None) -> str | None:
+    """`mit` where both the data (SOUSA or the suite's synthetic data) and the starting weights (random, or an MIT
+    Hub checkpoint) are MIT; otherwise unset, as the base model's own license (unknown for a local folder) governs."""
+    if origin not in DATA_LICENSES or not backbone:
+        return None
+    from_scratch = backbone.endswith((":random", ":tiny")) and not Path(backbone).exists()
+    base_model = _base_model(backbone)
+    return "mit" if from_scratch or (base_model and base_model.startswith(MIT_BASE_MODELS)) else None
 
 
 def _base_model(backbone: str | None) -> str | None:

@@ -26,6 +26,10 @@ from .hub import check_model_source
 
 logger = logging.getLogger(__name__)
 
+# A clip shorter than this is far shorter than any SOUSA clip (1.7-19 s): too little to judge a performance.
+SHORTEST_SECONDS = 1.0
+# A peak below this (-80 dBFS) is silence, whatever the recording level.
+SILENT_PEAK = 1e-4
 # What `predict_files` picks up inside a folder; files named explicitly are tried whatever their suffix.
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".w64", ".caf")
 
@@ -63,7 +67,8 @@ class SousaPredictor:
         """`[(array, sampling_rate), ...]` -> `[{"label": ..., "scores": {...}}, ...]`.
 
         Classifiers give the most likely label and every label's probability; score models give
-        `label: None` and each target's score on 0-100.
+        `label: None` and each target's score on 0-100. A clip the model cannot judge (silence, or far
+        shorter than any SOUSA clip) still gets its outputs, with a `"warning"` saying why not to trust them.
         """
         results = []
         for start in range(0, len(audios), self.batch_size):
@@ -72,7 +77,9 @@ class SousaPredictor:
                                   sampling_rate=self.adapter.sampling_rate)
             inputs = {key: value.to(self.model.device) for key, value in inputs.items()}
             output = self.model(**inputs)
-            results.extend(self._decode(output))
+            for (array, rate), result in zip(batch, self._decode(output)):
+                warning = input_warning(np.asarray(array), int(rate))
+                results.append({**result, "warning": warning} if warning else result)
         return results
 
     def _decode(self, output) -> list[dict]:
@@ -120,6 +127,20 @@ class SousaPredictor:
             if "error" in result:
                 logger.warning("skipped %s: %s", file, result["error"])
         return [results[file] for file in files]
+
+
+def input_warning(array: np.ndarray, sampling_rate: int) -> str | None:
+    """Why a prediction for this clip means little (it is silent or far too short), or `None`."""
+    samples = array.shape[-1] if array.ndim else 0
+    seconds = samples / sampling_rate
+    if seconds < SHORTEST_SECONDS:
+        return (f"the clip is {seconds * 1000:.1f} ms long ({samples} sample(s) at {sampling_rate} Hz), far shorter "
+                "than any SOUSA clip (1.7-19 s): too little playing to judge, so this prediction means little")
+    peak = float(np.abs(array).max()) if samples else 0.0
+    if peak < SILENT_PEAK:
+        return (f"the clip is silent (peak {peak:.1e}, below -80 dBFS): there are no strokes to judge, so this "
+                "prediction means little")
+    return None
 
 
 def expand_audio_paths(paths: Iterable[str | Path]) -> Iterator[Path]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import yaml
 from transformers import TrainingArguments
 
 from .data.errors import SousaDataError
+from .recipe_checks import check_recipe, check_training_values
 
 
 @dataclass
@@ -41,7 +41,10 @@ class Recipe:
         lora: `LoraSettings` (`rank`, `alpha`, `dropout`, `target_modules`).
         class_weights: weight classification losses by inverse class frequency in the training split.
         filters: `filter_sousa` arguments applied to every split (`presets`, `families`, `rudiments`,
-            `tiers`, `min_tier_confidence`), on top of the task's default filter.
+            `tiers`, `min_tier_confidence`, `exclude_sample_ids`), on top of the task's default filter.
+        bad_audio: what to do with a clip whose audio cannot be decoded, found when the data is prepared
+            (before training): `error` (default: stop, naming its sample id) or `skip` (leave it out; the
+            skipped ids are logged and counted in `results.json`).
         apply_default_filter: apply the task's own filter (`tier_confidence > 0.5` for skill4).
         cache: `None` (decode on the fly), `features` or `waveform` (cached Arrow, reused by fingerprint).
         num_proc: processes for caching.
@@ -72,6 +75,7 @@ class Recipe:
     class_weights: bool = True
     filters: dict[str, Any] = field(default_factory=dict)
     apply_default_filter: bool = True
+    bad_audio: str = "error"
     cache: str | None = None
     num_proc: int | None = None
     max_train_samples: int | None = None
@@ -90,10 +94,16 @@ _DICT_KEYS = {name for name in RECIPE_KEYS if isinstance(getattr(Recipe(), name)
 RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "backbone", "backbone_config",
                      "feature_extractor", "length", "pooling", "classifier_dropout", "regression_loss", "huber_delta",
                      "target_weights", "training_mode", "lora", "class_weights", "filters", "apply_default_filter",
-                     "max_train_samples")
+                     "bad_audio", "max_train_samples")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 # Never written to a run's recipe.yaml, which is uploaded with the model.
 SECRET_KEYS = ("hub_token",)
+# Keys that change where or how fast a run goes, or what it does after training, not the model it makes:
+# a finished run folder is taken as this recipe's when everything else agrees.
+RUN_ENVIRONMENT_KEYS = ("output_dir", "logging_steps", "logging_dir", "report_to", "push_to_hub", "hub_model_id",
+                        "hub_private_repo", "hub_strategy", "hub_exist_ok", "dataloader_num_workers",
+                        "dataloader_pin_memory", "per_device_eval_batch_size", "num_proc", "disable_tqdm", "resume",
+                        "use_cpu", "save_total_limit")
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> tuple[Recipe, dict[str, Any]]:
@@ -126,56 +136,13 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
             key, RECIPE_KEYS | TRAINING_KEYS, n=1)) else "") for key in unknown]
         raise SousaDataError(f"unknown recipe key(s) {', '.join(hints)}; recipe keys are the fields of "
                              "sousa_hf.recipe.Recipe and of transformers.TrainingArguments")
+    # `backbone_config: null` (or length, lora, filters) means no entries, as an empty mapping does.
+    values.update({key: {} for key in _DICT_KEYS if key in values and values[key] is None})
     recipe = Recipe(**{k: v for k, v in values.items() if k in RECIPE_KEYS})
-    check_recipe(recipe)
     training = {k: v for k, v in values.items() if k in TRAINING_KEYS and k not in RECIPE_KEYS}
+    check_recipe(recipe)
+    check_training_values(training)
     return recipe, training
-
-
-def check_recipe(recipe: Recipe) -> None:
-    """Refuse a recipe value that would only fail later (after the data is loaded): each error names the key."""
-    from .adapters import LengthPolicy
-    from .adapters.preprocessing import CACHES
-    from .backbones import parse_backbone
-    from .configuration_sousa import POOLINGS, REGRESSION_LOSSES
-    from .data.filters import filter_sousa
-    from .data.tasks import get_task
-    from .training_modes import TRAINING_MODES, LoraSettings
-
-    get_task(recipe.task)
-    choices = {"pooling": POOLINGS, "regression_loss": REGRESSION_LOSSES, "training_mode": TRAINING_MODES,
-               "cache": (None, *CACHES)}
-    for key, allowed in choices.items():
-        if getattr(recipe, key) not in allowed:
-            raise SousaDataError(f"recipe key {key}: {getattr(recipe, key)!r} is not one of "
-                                 f"{', '.join(map(str, allowed))}")
-    entries = {"length": {f.name for f in dataclasses.fields(LengthPolicy)},
-               "lora": {f.name for f in dataclasses.fields(LoraSettings)},
-               "filters": set(inspect.signature(filter_sousa).parameters) - {"dataset"}}
-    for key, allowed in entries.items():
-        value = getattr(recipe, key)
-        if not isinstance(value, dict):
-            raise SousaDataError(f"recipe key {key} must be a mapping of {', '.join(sorted(allowed))}; got {value!r}")
-        for entry in value:
-            if entry not in allowed:
-                close = difflib.get_close_matches(str(entry), allowed, n=1)
-                raise SousaDataError(f"recipe key {key}: unknown entry {entry!r}"
-                                     + (f" (did you mean {close[0]!r}?)" if close else "")
-                                     + f"; it takes {', '.join(sorted(allowed))}")
-    numbers = {"classifier_dropout": recipe.classifier_dropout, "huber_delta": recipe.huber_delta,
-               "synthetic_samples": recipe.synthetic_samples, "length.max_seconds": recipe.length.get("max_seconds")}
-    for key, value in numbers.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise SousaDataError(f"recipe key {key}: expected a number, got {value!r}")
-    try:
-        LengthPolicy(**recipe.length)
-    except ValueError as err:
-        raise SousaDataError(f"recipe key length: {err}") from err
-    if ":" in recipe.backbone and not Path(recipe.backbone).exists():  # <family>:<variant>; checkpoints load later
-        try:
-            parse_backbone(recipe.backbone)
-        except ValueError as err:
-            raise SousaDataError(f"recipe key backbone: {err}") from err
 
 
 def parse_override(override: str) -> tuple[str, Any]:
@@ -221,15 +188,28 @@ def read_saved_recipe(model_dir_or_id: str | Path) -> dict[str, Any]:
 
 def changed_identity_keys(recipe: Recipe, earlier: dict[str, Any]) -> list[str]:
     """The `RUN_IDENTITY_KEYS` on which `recipe` differs from an earlier run's `recipe.yaml` values."""
+    now, then = _comparable(dataclasses.asdict(recipe)), _comparable(earlier)
+    return [key for key in RUN_IDENTITY_KEYS if now[key] != then[key]]
+
+
+def changed_keys(recipe: Recipe, training: dict[str, Any], earlier: dict[str, Any]) -> list[str]:
+    """Every key (but `RUN_ENVIRONMENT_KEYS` and secrets) on which a run differs from an earlier `recipe.yaml`,
+    as `key: then -> now`."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainingArguments)
+                if f.init and f.default is not dataclasses.MISSING}
+    now = _comparable({**defaults, **dataclasses.asdict(recipe), **training})
+    then = _comparable({**defaults, **earlier})
+    ignored = set(RUN_ENVIRONMENT_KEYS) | set(SECRET_KEYS)
+    return [f"{key}: {then.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(now) | set(then))
+            if key not in ignored and now.get(key) != then.get(key)]
+
+
+def _comparable(values: dict[str, Any]) -> dict[str, Any]:
+    """Recipe values as written to recipe.yaml (tuples become lists), with defaults (`length`/`lora` too) filled in."""
     from .adapters import LengthPolicy
     from .training_modes import LoraSettings
 
-    def comparable(values: dict[str, Any]) -> dict[str, Any]:
-        # As written to recipe.yaml (tuples become lists), with `length`/`lora` defaults filled in.
-        values = yaml.safe_load(yaml.safe_dump({**dataclasses.asdict(Recipe()), **values}))
-        values["length"] = LengthPolicy(**values["length"] or {}).to_dict()
-        values["lora"] = yaml.safe_load(yaml.safe_dump(dataclasses.asdict(LoraSettings(**values["lora"] or {}))))
-        return values
-
-    now, then = comparable(dataclasses.asdict(recipe)), comparable(earlier)
-    return [key for key in RUN_IDENTITY_KEYS if now[key] != then[key]]
+    values = yaml.safe_load(yaml.safe_dump({**dataclasses.asdict(Recipe()), **values}))
+    values["length"] = LengthPolicy(**values["length"] or {}).to_dict()
+    values["lora"] = yaml.safe_load(yaml.safe_dump(dataclasses.asdict(LoraSettings(**values["lora"] or {}))))
+    return values

@@ -17,21 +17,23 @@ from pathlib import Path
 
 import torch
 from transformers import EarlyStoppingCallback, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from .adapters import LengthPolicy
 from .adapters.collator import SousaCollator
 from .adapters.preprocessing import prepare_inputs
 from .backbones import build_model
+from .data.audio_check import check_audio
 from .data.errors import SousaDataError
-from .data.loading import load_sousa
+from .data.loading import data_origin, load_sousa
 from .data.synthetic import make_synthetic_sousa
 from .data.tasks import SousaTask, class_weights, get_task, prepare_task
 from .evaluation import evaluate_split
-from .hub import check_push_target
+from .hub import check_hub_strategy, check_push_target, push_model
 from .metrics import SousaMetrics
-from .recipe import Recipe, changed_identity_keys, check_recipe, dump_recipe, read_saved_recipe
+from .recipe import Recipe, dump_recipe
+from .recipe_checks import check_recipe, check_training_values
 from .report import format_metrics_table
+from .run_folder import check_output_dir, finished_run, holds_finished_model, resume_checkpoint
 from .trainer import SousaTrainer
 from .training_modes import LoraSettings, apply_training_mode, merge_lora
 
@@ -49,6 +51,8 @@ def training_arguments(recipe: Recipe, task: SousaTask, values: dict) -> Trainin
         # Launched as several processes on a machine without a GPU: without use_cpu each process
         # would train alone on the whole data instead of joining one gloo process group.
         values.setdefault("use_cpu", True)
+    # Pinned memory only helps copies to a GPU; without one torch warns on every evaluation.
+    values.setdefault("dataloader_pin_memory", torch.cuda.is_available())
     if values.get("push_to_hub"):
         # One push at the end, of the folder `sousa-hf push` would upload; "every_save" would also
         # upload the run's intermediate files from output_dir.
@@ -84,8 +88,12 @@ def synthetic_source(recipe: Recipe) -> str:
     return str(path)
 
 
-def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments) -> dict:
-    """The recipe's data, filtered, with the task's labels: `{split: Dataset}`."""
+def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments) -> tuple[dict, dict[str, list[str]]]:
+    """The recipe's data, filtered, with the task's labels: `({split: Dataset}, {split: skipped sample ids})`.
+
+    Every clip is decoded once here (`check_audio`), so that a corrupt one stops the run before training, or
+    with `bad_audio: skip` is left out, rather than failing at the step that reaches it.
+    """
     with args.main_process_first(desc="preparing SOUSA"):
         source = recipe.data if recipe.data is not None else synthetic_source(recipe)
         splits = load_sousa(source, "audio")
@@ -93,49 +101,49 @@ def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments) -> dic
     missing = wanted - set(splits)
     if missing:
         raise SousaDataError(f"{source!r} has no split(s) {sorted(missing)}; it has {sorted(splits)}")
-    prepared = {}
+    prepared, skipped = {}, {}
     for name in sorted(wanted):
         split = prepare_task(splits[name], task, apply_default_filter=recipe.apply_default_filter,
                              filters=recipe.filters)
         limit = recipe.max_train_samples if name == "train" else recipe.max_eval_samples
         if limit is not None and len(split) > limit:
             split = split.select(range(limit))
+        with args.main_process_first(desc=f"checking the audio of {name}"):
+            split, skipped[name] = check_audio(split, recipe.bad_audio, name, num_proc=recipe.num_proc)
         if len(split) == 0:
             raise SousaDataError(f"split {name!r} of {source!r} is empty after the filters; loosen them")
         prepared[name] = split
-    return prepared
-
-
-def resume_checkpoint(recipe: Recipe, output_dir: str) -> str | None:
-    """The last checkpoint in `output_dir` to resume from, if the recipe resumes and there is one.
-
-    A checkpoint of a run whose `recipe.yaml` differs in what the model or data is (task, backbone,
-    data, ...) is refused: Trainer would load its weights into a different model without a word.
-    """
-    checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-    if checkpoint is None:
-        return None
-    if not recipe.resume:
-        # Trainer would keep the old run's higher-numbered checkpoints and rotate the new run's away.
-        raise SousaDataError(f"{output_dir} holds checkpoints of an earlier run and the recipe says resume: false; "
-                             "train into another output_dir (--set output_dir=...) or delete them first")
-    earlier = read_saved_recipe(output_dir)
-    if earlier:
-        changed = changed_identity_keys(recipe, earlier)
-        if changed:
-            raise SousaDataError(
-                f"{output_dir} holds checkpoints of a run whose recipe differs in {', '.join(changed)}; train into "
-                "another output_dir (--set output_dir=...), or delete them to start over there")
-    return checkpoint
+    return prepared, {name: ids for name, ids in skipped.items() if ids}
 
 
 def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCallback] | None = None) -> dict:
-    """Train as the recipe says, then evaluate the best model on the test split; returns `results.json`."""
-    task = get_task(recipe.task)
-    args = training_arguments(recipe, task, training or {})
+    """Train as the recipe says, then evaluate the best model on the test split; returns `results.json`.
+
+    Every value is checked, and the output folder and the push target with it, before any data is read or a
+    model built. A folder holding the finished model of this very recipe is not trained again: its results
+    are returned (and pushed, if the recipe pushes).
+    """
+    training = dict(training or {})
     check_recipe(recipe)
+    check_training_values(training)
+    task = get_task(recipe.task)
+    # In memory only: TrainingArguments are pickled into every checkpoint (training_args.bin).
+    hub_token = training.pop("hub_token", None)
+    args = training_arguments(recipe, task, training)
+    check_output_dir(args.output_dir)
+    repo_id = None
     if args.push_to_hub:  # before hours of training, not after
-        check_push_target(args.output_dir, args.hub_model_id, token=args.hub_token, exist_ok=recipe.hub_exist_ok)
+        check_hub_strategy(args.hub_strategy)
+        repo_id = check_push_target(args.output_dir, args.hub_model_id, token=hub_token,
+                                    exist_ok=recipe.hub_exist_ok)
+    results = finished_run(recipe, training, args.output_dir)
+    if results is not None:
+        logger.warning("%s already holds the finished model of this recipe: nothing to train", args.output_dir)
+        if args.process_index == 0:
+            print(format_metrics_table(results))
+            if args.push_to_hub:
+                push_model(args.output_dir, repo_id, exist_ok=True, private=args.hub_private_repo, token=hub_token)
+        return results
     checkpoint = resume_checkpoint(recipe, args.output_dir)
     set_seed(args.seed)
     model, adapter = build_model(
@@ -143,9 +151,11 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         pooling=recipe.pooling, classifier_dropout=recipe.classifier_dropout, regression_loss=recipe.regression_loss,
         huber_delta=recipe.huber_delta, target_weights=recipe.target_weights,
         feature_extractor=recipe.feature_extractor)
-    if args.process_index == 0:  # first, so that a crashed run's checkpoints say which recipe made them
-        dump_recipe(recipe, training or {}, Path(args.output_dir) / "recipe.yaml")
-    splits = load_splits(recipe, task, args)
+    if args.process_index == 0 and not holds_finished_model(args.output_dir):
+        # First, so that a crashed run's checkpoints say which recipe made them. A folder with a finished
+        # model got here only under that model's own recipe, whose record stays as it is.
+        dump_recipe(recipe, training, Path(args.output_dir) / "recipe.yaml")
+    splits, skipped = load_splits(recipe, task, args)
     model = apply_training_mode(model, recipe.training_mode, LoraSettings(**recipe.lora))
     weights = None
     if task.kind == "classification" and recipe.class_weights:
@@ -159,7 +169,8 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
     trainer = SousaTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                            data_collator=SousaCollator(adapter), compute_metrics=SousaMetrics(task),
-                           processing_class=adapter.feature_extractor, class_weights=weights, callbacks=callbacks)
+                           processing_class=adapter.feature_extractor, class_weights=weights, callbacks=callbacks,
+                           hub_token=hub_token)
     if checkpoint:
         logger.warning("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -169,8 +180,12 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         final.save_pretrained(args.output_dir)
         adapter.save_pretrained(args.output_dir)
     trainer.model = final
+    extra = {"backbone": recipe.backbone, "data": recipe.data or "synthetic", 
+             "data_origin": data_origin(recipe.data) if recipe.data is not None else "synthetic"}
+    if skipped:
+        extra["skipped_bad_audio"] = {name: {"count": len(ids), "sample_ids": ids} for name, ids in skipped.items()}
     results = evaluate_split(trainer, splits[recipe.test_split], adapter, task, args.output_dir, recipe.test_split,
-                             extra={"backbone": recipe.backbone, "data": recipe.data or "synthetic"})
+                             extra=extra)
     if trainer.is_world_process_zero():
         print(format_metrics_table(results))
     if args.push_to_hub:

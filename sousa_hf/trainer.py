@@ -30,7 +30,19 @@ class SousaTrainer(Trainer):
     # `compute_loss` normalises by the accumulated batch's item counts itself.
     loss_is_scaled_for_ga = True
 
-    def __init__(self, *args, class_weights: np.ndarray | torch.Tensor | list[float] | None = None, **kwargs):
+    def __init__(self, *args, class_weights: np.ndarray | torch.Tensor | list[float] | None = None,
+                 hub_token: str | None = None, **kwargs):
+        from .hub import check_hub_strategy
+
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        # The token lives here, never in TrainingArguments: Trainer pickles those into every checkpoint
+        # (training_args.bin), which would put it on disk and, with a push, on the Hub.
+        self.hub_token = hub_token
+        if training_args is not None and training_args.hub_token:
+            self.hub_token = self.hub_token or training_args.hub_token
+            training_args.hub_token = None
+        if training_args is not None and training_args.push_to_hub:
+            check_hub_strategy(training_args.hub_strategy)
         super().__init__(*args, **kwargs)
         head = self._head(self.model)
         self.task_kind = head.config.task_kind
@@ -89,14 +101,10 @@ class SousaTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
-        from huggingface_hub.errors import HfHubHTTPError
+        from .hub import hub_errors
 
-        from .hub import SousaHubError, explain_hub_error
-
-        try:
-            super().init_hf_repo(token=token, private=private)
-        except HfHubHTTPError as err:
-            raise SousaHubError(explain_hub_error(err, self.args.hub_model_id or self.args.output_dir)) from err
+        with hub_errors(self.args.hub_model_id or self.args.output_dir):
+            super().init_hf_repo(token=token if token is not None else self.hub_token, private=private)
 
     def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
                     token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
@@ -112,5 +120,5 @@ class SousaTrainer(Trainer):
             self.init_hf_repo(token=token, private=private)
         return push_model(self.args.output_dir, self.hub_model_id, exist_ok=True,
                           private=self.args.hub_private_repo if private is None else private,
-                          token=token if token is not None else self.args.hub_token,
+                          token=token if token is not None else self.hub_token,
                           commit_message=commit_message or "End of training")

@@ -91,7 +91,9 @@ def test_the_card_metadata_is_valid_hub_metadata_and_holds_results_json(trained,
         card.save(tmp_path / f"{task}.md")
         parsed = ModelCard.load(tmp_path / f"{task}.md")  # huggingface_hub's own parser
         data = parsed.data
-        assert data.datasets == ["zkeown/sousa"] and data.library_name == "transformers"
+        # Trained on the suite's synthetic data, not on SOUSA: the card does not claim the dataset.
+        assert data.datasets is None and data.license == "mit" and data.library_name == "transformers"
+        assert "- **Data license**: MIT (made by sousa-hf" in parsed.text
         assert data.pipeline_tag == ("audio-classification" if task == "skill4" else "other")
         results = json.loads((folder / "results.json").read_text())
         reported = {r.metric_type: r.metric_value for r in data.eval_results}
@@ -130,10 +132,11 @@ def test_a_card_without_the_recipe_names_the_evaluated_data_and_no_hyperparamete
     prepare_upload(trained["skill4"], folder, f"{USER}/x")
     (folder / "recipe.yaml").unlink()
     results = json.loads((folder / "results.json").read_text())
-    (folder / "results.json").write_text(json.dumps({**results, "data": "/data/sousa-copy"}))
+    (folder / "results.json").write_text(json.dumps({**results, "data": "/data/sousa-copy", "data_origin": "sousa"}))
     card = make_model_card(folder)
     training_data = card.text.split("## Training data")[1].split("## ")[0]
     assert "a local copy of SOUSA (`sousa-copy`)" in training_data and "synthetic" not in training_data
+    assert card.data.datasets == ["zkeown/sousa"] and "**Data license**: MIT (SOUSA's license)" in training_data
     assert "recipe.yaml" not in card.text and "hyper-parameters are not known here" in card.text
     assert card.data.eval_results[0].dataset_type == "local-sousa"
 
@@ -347,7 +350,12 @@ def test_a_recipe_with_push_to_hub_uploads_the_same_folder(synthetic_dir, tmp_pa
         uploaded = hub.files(repo_id)
         uploaded.pop(".gitattributes")
         assert uploaded == expected
-        assert not [name for name, data in uploaded.items() if TOKEN.encode() in data]
+        # The token given in the recipe is in no file of the run (checkpoints' training_args.bin included)
+        # and in no file of any commit.
+        on_disk = [path for path in output_dir.rglob("*") if path.is_file() and TOKEN.encode() in path.read_bytes()]
+        assert not on_disk and list(output_dir.glob("checkpoint-*/training_args.bin"))
+        committed = hub.repo(repo_id).commits
+        assert not [(c.title, name) for c in committed for name, data in c.files.items() if TOKEN.encode() in data]
         commits = [r for r in hub.requests if r.method == "POST" and "/commit/" in r.path]
         assert len(commits) == 1  # one push, at the end (hub_strategy "end")
 

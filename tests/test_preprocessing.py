@@ -135,3 +135,15 @@ def test_new_preprocessing_code_makes_a_new_cache(validation, monkeypatch):
     monkeypatch.setattr(preprocessing, "preprocessing_code_digest", lambda: "a later version")
     second = prepare_inputs(validation, adapter, cache="features")
     assert second.cache_files[0]["filename"] != first.cache_files[0]["filename"]
+
+
+def test_a_feature_cache_of_a_filtered_split_holds_that_splits_rows(sample_dir):
+    # Two filters of one table: each cache must hold its own rows and labels, not the other's.
+    train = load_sousa(sample_dir, "audio", split="train")
+    adapter = get_adapter("cnn", LengthPolicy(max_seconds=1.0))
+    every = prepare_task(train, "skill4", apply_default_filter=False)
+    confident = prepare_task(train, "skill4")  # tier_confidence > 0.5
+    assert 0 < len(confident) < len(every) and confident._fingerprint != every._fingerprint
+    for prepared in (every, confident):
+        cached = prepare_inputs(prepared, adapter, cache="features")
+        assert len(cached) == len(prepared) and list(cached["labels"]) == prepared["labels"]

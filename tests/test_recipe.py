@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import save_file
 
 from sousa_hf import SousaDataError
 from sousa_hf.adapters import LengthPolicy
 from sousa_hf.data.tasks import TASKS
 from sousa_hf.recipe import Recipe, changed_identity_keys, dump_recipe, load_recipe
-from sousa_hf.train import resume_checkpoint, training_arguments
+from sousa_hf.run_folder import resume_checkpoint
+from sousa_hf.train import training_arguments
 from sousa_hf.training_modes import TRAINING_MODES, LoraSettings
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
@@ -82,10 +86,17 @@ def test_the_saved_recipe_holds_no_hub_token(tmp_path):
     assert "max_steps: 3" in saved and "push_to_hub: true" in saved
 
 
+def write_checkpoint(folder: Path, step: int) -> None:
+    """What Trainer leaves in a checkpoint folder, in miniature: its state and the model's weights."""
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    save_file({"weight": torch.zeros(4)}, folder / "model.safetensors")
+
+
 def test_a_checkpoint_resumes_only_under_the_recipe_that_made_it(tmp_path):
     made, training = load_recipe(None, ["task=skill_binary", f"output_dir={tmp_path}"])
     dump_recipe(made, training, tmp_path / "recipe.yaml")
-    (tmp_path / "checkpoint-4").mkdir()
+    write_checkpoint(tmp_path / "checkpoint-4", step=4)
     assert resume_checkpoint(made, str(tmp_path)) == str(tmp_path / "checkpoint-4")
     longer, _ = load_recipe(None, ["task=skill_binary", "max_steps=50", "num_proc=2"])  # not what the model is
     assert resume_checkpoint(longer, str(tmp_path)) == str(tmp_path / "checkpoint-4")

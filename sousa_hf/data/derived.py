@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from datasets import Dataset, Features, IterableDataset
+from datasets.fingerprint import Hasher
 
 
 def add_columns(
@@ -41,8 +42,10 @@ def add_columns(
         if name in table_dataset.column_names:
             table_dataset = table_dataset.remove_columns(name)
         table_dataset = table_dataset.add_column(name, values, feature=features[name])
+    # The view's own fingerprint (it reflects the filters) goes into the result's: two filtered views of a
+    # table must not share one, or a cache made under that fingerprint (`map`) would serve the wrong rows.
     result = Dataset(table_dataset.data, info=table_dataset.info, split=dataset.split, indices_table=indices,
-                     fingerprint=table_dataset._fingerprint)
+                     fingerprint=Hasher.hash((dataset._fingerprint, table_dataset._fingerprint)))
     columns = dataset._format_columns  # None (all columns, new ones included) unlike `.format`'s list
     result.set_format(dataset._format_type, columns, dataset._output_all_columns, **dataset._format_kwargs)
     return result

@@ -35,6 +35,7 @@ def filter_sousa(
     rudiments: Iterable[str] | str | None = None,
     tiers: Iterable[str] | str | None = None,
     min_tier_confidence: float | None = None,
+    exclude_sample_ids: Iterable[str] | str | None = None,
 ) -> Dataset | IterableDataset:
     """Keep the rows that match every given criterion (`None` means no restriction).
 
@@ -44,14 +45,11 @@ def filter_sousa(
         rudiments: rudiment slugs.
         tiers: skill tiers.
         min_tier_confidence: keep rows whose `tier_confidence` is strictly above this value.
+        exclude_sample_ids: leave out the rows with these `sample_id`s (e.g. a clip whose audio is corrupt).
     """
-    wanted_presets = _checked(presets, "augmentation preset", AUGMENTATION_PRESETS, normalize_preset)
-    wanted_families = _checked(families, "rudiment family", RUDIMENT_FAMILIES)
-    wanted_rudiments = _checked(rudiments, "rudiment", RUDIMENTS)
-    wanted_tiers = _checked(tiers, "skill tier", SKILL_TIERS)
-    if wanted_families is not None:
-        in_families = {slug for slug in RUDIMENTS if RUDIMENT_FAMILY[slug] in wanted_families}
-        wanted_rudiments = in_families if wanted_rudiments is None else wanted_rudiments & in_families
+    wanted_presets, wanted_rudiments, wanted_tiers, excluded = filter_criteria(
+        presets=presets, families=families, rudiments=rudiments, tiers=tiers,
+        min_tier_confidence=min_tier_confidence, exclude_sample_ids=exclude_sample_ids)
 
     columns = []
     if wanted_presets is not None:
@@ -62,6 +60,8 @@ def filter_sousa(
         columns.append("skill_tier")
     if min_tier_confidence is not None:
         columns.append("tier_confidence")
+    if excluded:
+        columns.append("sample_id")
     if not columns:
         return dataset
 
@@ -78,11 +78,33 @@ def filter_sousa(
                 mask[i] &= batch["skill_tier"][i] in wanted_tiers
             if min_tier_confidence is not None:
                 mask[i] &= batch["tier_confidence"][i] > min_tier_confidence
+            if excluded:
+                mask[i] &= batch["sample_id"][i] not in excluded
         return mask
 
     if isinstance(dataset, IterableDataset):
         return dataset.filter(keep, input_columns=columns, batched=True)
     return dataset.filter(keep, input_columns=columns, batched=True, desc="Filtering SOUSA")
+
+
+def filter_criteria(*, presets=None, families=None, rudiments=None, tiers=None, min_tier_confidence=None,
+                    exclude_sample_ids=None) -> tuple[set | None, set | None, set | None, set]:
+    """`filter_sousa`'s arguments checked and resolved, without reading any data: `(presets, rudiments, tiers,
+    excluded sample ids)`, a family becoming its rudiments. An unknown value is an error naming it."""
+    wanted_presets = _checked(presets, "augmentation preset", AUGMENTATION_PRESETS, normalize_preset)
+    wanted_families = _checked(families, "rudiment family", RUDIMENT_FAMILIES)
+    wanted_rudiments = _checked(rudiments, "rudiment", RUDIMENTS)
+    wanted_tiers = _checked(tiers, "skill tier", SKILL_TIERS)
+    if wanted_families is not None:
+        in_families = {slug for slug in RUDIMENTS if RUDIMENT_FAMILY[slug] in wanted_families}
+        wanted_rudiments = in_families if wanted_rudiments is None else wanted_rudiments & in_families
+    if min_tier_confidence is not None and (isinstance(min_tier_confidence, bool)
+                                            or not isinstance(min_tier_confidence, (int, float))):
+        raise SousaDataError(f"min_tier_confidence must be a number, got {min_tier_confidence!r}")
+    excluded = {exclude_sample_ids} if isinstance(exclude_sample_ids, str) else set(exclude_sample_ids or ())
+    if any(not isinstance(sample_id, str) for sample_id in excluded):
+        raise SousaDataError(f"exclude_sample_ids must be sample ids (text), got {sorted(map(repr, excluded))}")
+    return wanted_presets, wanted_rudiments, wanted_tiers, excluded
 
 
 def _checked(values, what: str, known: tuple[str, ...], normalize=None) -> set[str] | None:

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import glob
+import json
+import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from datasets import Audio, Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict, Value
 
 from .audio import decode_audio
 from .derived import add_columns
 from .errors import SousaDataError
-from .schema import CONFIGS, SPLITS, check_features
+from .schema import CONFIGS, SPLITS, SYNTHETIC_GENERATOR, check_features
 from .tier_confidence import tier_confidence
 
 SousaSource = (str | os.PathLike | Sequence[str] | Mapping[str, Any] | Dataset | DatasetDict | IterableDataset
                | IterableDatasetDict)
 AnyDataset = Dataset | IterableDataset
+
+logger = logging.getLogger(__name__)
 
 HUB_ID = "zkeown/sousa"
 LEAKAGE_COLUMNS = ("profile_id", "augmentation_group_id")
@@ -72,6 +79,8 @@ def load_sousa(
     for name, dataset in splits.items():
         dataset = _stored_audio(dataset)
         check_features(_features(dataset), config, f"{where} (split {name!r})")
+        if isinstance(dataset, Dataset):
+            _warn_duplicate_ids(dataset, name, where)
         prepared[name] = _with_tier_confidence(dataset)
 
     if check_leakage:
@@ -83,6 +92,22 @@ def load_sousa(
     if split is not None:
         return prepared[split]
     return IterableDatasetDict(prepared) if streaming else DatasetDict(prepared)
+
+
+def data_origin(source: SousaSource) -> str:
+    """What a source holds: `sousa` (the published dataset, or a local copy in its layout), `synthetic` (a folder
+    written by `make_synthetic_sousa`) or `unknown` (another Hub dataset, or data given as objects)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            try:
+                with open(os.path.join(path, "splits.json")) as file:
+                    generator = json.load(file).get("stats", {}).get("generator")
+            except (OSError, ValueError):
+                generator = None
+            return "synthetic" if generator == SYNTHETIC_GENERATOR else "sousa"
+        return "sousa" if path == HUB_ID else "unknown"
+    return "unknown"
 
 
 def with_decoded_audio(dataset: AnyDataset) -> AnyDataset:
@@ -125,6 +150,8 @@ def _load_splits(source, config, streaming, cache_dir):
 
     data_files = _local_data_files(source, config)
     if data_files is not None:
+        _check_not_empty(data_files, _describe(source))
+
         def read(columns=None):
             try:
                 return datasets.load_dataset("parquet", data_files=data_files, streaming=streaming,
@@ -184,6 +211,30 @@ def _local_data_files(source, config) -> dict[str, list[str]] | None:
         f"source {path!r} does not exist and is not a Hub dataset id like {HUB_ID!r}; pass a Hub id, "
         "a folder in the Hub layout or Parquet files"
     )
+
+
+def _check_not_empty(data_files: dict[str, list[str]], where: str) -> None:
+    """A split whose Parquet files hold no rows is named (datasets would fail with 'could not read' on it)."""
+    for split, files in data_files.items():
+        try:
+            rows = sum(pq.ParquetFile(file).metadata.num_rows for file in files)
+        except (OSError, pa.ArrowException) as err:
+            raise SousaDataError(f"could not read the Parquet files of split {split!r} of {where}: {err}") from err
+        if rows == 0:
+            names = ", ".join(os.path.basename(file) for file in files)
+            raise SousaDataError(f"split {split!r} of {where} is empty: {names} hold(s) no rows; write its rows or "
+                                 f"remove the file(s) so that the other splits load")
+
+
+def _warn_duplicate_ids(dataset: Dataset, split: str, where: str) -> None:
+    if "sample_id" not in dataset.column_names:
+        return
+    counts = pc.value_counts(dataset.select_columns(["sample_id"]).with_format("arrow")[:].column(0))
+    repeated = [item["values"].as_py() for item in counts if item["counts"].as_py() > 1]
+    if repeated:
+        logger.warning("%s, split %r: %d sample_id(s) occur more than once (e.g. %s); SOUSA's ids are unique in a "
+                       "split, so rows may be duplicated or sets merged without profile_id in the key", where, split,
+                       len(repeated), ", ".join(map(str, repeated[:3])))
 
 
 def _by_split_prefix(files: list[str]) -> dict[str, list[str]]:

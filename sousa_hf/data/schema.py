@@ -15,6 +15,8 @@ from .errors import SousaDataError
 
 CONFIGS = ("audio", "midi_only", "labels_only")
 SPLITS = ("train", "validation", "test")
+# `stats.generator` in the splits.json of a folder written by `sousa_hf.make_synthetic_sousa`.
+SYNTHETIC_GENERATOR = "sousa_hf.make_synthetic_sousa"
 
 METADATA_COLUMNS: dict[str, pa.DataType] = {
     "sample_id": pa.string(),

@@ -48,10 +48,11 @@ def describe_batch(split: Dataset, size: int) -> str:
     """Decode the first `size` rows of a split and describe each clip and the padded batch."""
     rows = split.select(range(min(size, len(split))))
     lines = [f"{'sample_id':<58} {'tier':<13} {'samples':>8} {'rate':>6} {'sec':>6} {'rms':>7} {'peak':>6}"]
-    arrays = []
+    arrays, rates = [], []
     for row in rows:
-        array, rate = row["audio"]["array"], row["audio"]["sampling_rate"]
+        array, rate = np.asarray(row["audio"]["array"], dtype=np.float32), row["audio"]["sampling_rate"]
         arrays.append(array)
+        rates.append(int(rate))
         rms = float(np.sqrt(np.mean(array**2))) if array.size else 0.0
         peak = float(np.abs(array).max()) if array.size else 0.0
         lines.append(f"{row['sample_id'][:58]:<58} {row['skill_tier']:<13} {array.size:>8} {rate:>6} "
@@ -60,8 +61,12 @@ def describe_batch(split: Dataset, size: int) -> str:
         batch = np.zeros((len(arrays), max(a.size for a in arrays)), dtype=np.float32)
         for i, array in enumerate(arrays):
             batch[i, : array.size] = array
-        lines.append(f"padded batch: shape {batch.shape}, dtype {batch.dtype}, mono, "
-                     f"{rows[0]['audio']['sampling_rate']} Hz")
+        if len(set(rates)) == 1:
+            rate_text = f"{rates[0]} Hz"
+        else:
+            rate_text = (f"mixed rates {', '.join(f'{r} Hz' for r in sorted(set(rates)))} (padded as decoded; the "
+                         "adapters resample each clip to its backbone's rate)")
+        lines.append(f"padded batch: shape {batch.shape}, dtype {batch.dtype}, mono, {rate_text}")
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from ..errors import SousaDataError
 from ..rudiments import RUDIMENTS, sticking_pattern
-from ..schema import CONFIGS, SPLITS, config_columns, config_features
+from ..schema import CONFIGS, SPLITS, SYNTHETIC_GENERATOR, config_columns, config_features
 from ..tier_confidence import SKILL_TIERS
 from .midi import performance_midi
 from .performance import Performance, PlayerProfile, perform
@@ -272,7 +272,7 @@ def _write_splits_json(out_dir: str, groups: list[_Group], num_samples: int, see
             "test_profiles": len(ids["test"]),
             "num_samples": num_samples,
             "seed": seed,
-            "generator": "sousa_hf.make_synthetic_sousa",
+            "generator": SYNTHETIC_GENERATOR,
         },
     }
     with open(os.path.join(out_dir, "splits.json"), "w") as file:
