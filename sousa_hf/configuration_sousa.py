@@ -10,7 +10,7 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 TASK_KINDS = ("classification", "regression", "multitask")
-POOLINGS = ("mean", "attentive_stats", "weighted_layers")
+POOLINGS = ("mean", "attentive_stats", "weighted_layers", "layer_stats")
 REGRESSION_LOSSES = ("mse", "huber")
 
 
@@ -55,8 +55,10 @@ class SousaConfig(PretrainedConfig):
         target_weights: the multi-task loss weight of each target (default 1 each).
         target_scale: predictions are on 0-1; `scores` are `predictions * target_scale` (SOUSA's 0-100).
         pooling: over time, respecting padding: `mean` (masked mean), `attentive_stats` (attention-weighted
-            mean and standard deviation) or `weighted_layers` (a learned softmax-weighted sum of all hidden
-            layers, then the masked mean; SUPERB-style, for frozen backbones).
+            mean and standard deviation), `weighted_layers` (a learned softmax-weighted sum of all hidden
+            layers, then the masked mean; SUPERB-style, for frozen backbones) or `layer_stats` (every hidden
+            layer's mean and standard deviation over time, side by side: the head weighs layers and statistics
+            itself; the best frozen probe measured on SOUSA).
         classifier_dropout: dropout before the head.
         regression_loss: `mse` or `huber` (with `huber_delta`, on the 0-1 scale).
         adapter: the `sousa_hf` adapter that makes this model's inputs.

@@ -285,6 +285,13 @@ def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch
     return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
+def masked_statistics(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean and standard deviation over time of `(batch, time, width)`, real frames only: `(batch, 2 * width)`."""
+    mean = masked_mean(hidden_states, mask)
+    variance = masked_mean((hidden_states - mean[:, None]).pow(2), mask)
+    return torch.cat([mean, variance.clamp(min=1e-6).sqrt()], dim=-1)
+
+
 class WeightedLayerSum(nn.Module):
     """A learned softmax-weighted sum of all hidden layers (SUPERB): lets a frozen backbone's middle
     layers, often the more useful ones for a new task, count."""
@@ -294,9 +301,10 @@ class WeightedLayerSum(nn.Module):
         self.weights = nn.Parameter(torch.zeros(num_layers))
 
     def forward(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Layers of any one shape: frames `(batch, time, width)` or their means over time `(batch, width)`."""
         stacked = torch.stack(hidden_states, dim=0)
         weights = self.weights.softmax(dim=0).to(stacked.dtype)
-        return (weights[:, None, None, None] * stacked).sum(dim=0)
+        return (weights.view(-1, *[1] * (stacked.ndim - 1)) * stacked).sum(dim=0)
 
 
 class AttentiveStatisticsPooling(nn.Module):
@@ -386,16 +394,49 @@ class SousaModel(SousaPreTrainedModel):
         hidden_size = _backbone_width(config)
         self.layer_sum = None
         self.attentive = None
+        self.num_layers = num_hidden_layers(config)
+        if config.pooling in ("weighted_layers", "layer_stats") and self.num_layers is None:
+            raise ValueError(f"pooling={config.pooling!r} needs hidden layers of one width; the {self.family} "
+                             "backbone's differ: use pooling='mean' or 'attentive_stats'")
         if config.pooling == "weighted_layers":
-            layers = num_hidden_layers(config)
-            if layers is None:
-                raise ValueError(f"pooling='weighted_layers' needs hidden layers of one width; the {self.family} "
-                                 "backbone's differ: use pooling='mean' or 'attentive_stats'")
-            self.layer_sum = WeightedLayerSum(layers)
+            self.layer_sum = WeightedLayerSum(self.num_layers)
         elif config.pooling == "attentive_stats":
             self.attentive = AttentiveStatisticsPooling(hidden_size)
-        self.pooled_size = 2 * hidden_size if config.pooling == "attentive_stats" else hidden_size
+        self.pooled_size = {"attentive_stats": 2 * hidden_size,
+                            "layer_stats": 2 * hidden_size * (self.num_layers or 1)}.get(config.pooling, hidden_size)
+        if config.pooling == "layer_stats":
+            # Layers' statistics differ in scale by orders of magnitude (a residual stream grows with depth), and
+            # a linear probe on thousands of them wants each standardised. The training split's mean and spread
+            # (`fit_statistics_norm`) are buffers saved with the model; 0 and 1 (no change) until fitted.
+            self.register_buffer("statistics_mean", torch.zeros(self.pooled_size))
+            self.register_buffer("statistics_std", torch.ones(self.pooled_size))
         self.post_init()
+
+    def statistics_norm(self, pooled: torch.Tensor) -> torch.Tensor:
+        return (pooled - self.statistics_mean) / self.statistics_std
+
+    @torch.no_grad()
+    def fit_statistics_norm(self, batches) -> None:
+        """Set `layer_stats` pooling's standardisation from batches of model inputs (the training split's)."""
+        if self.config.pooling != "layer_stats":
+            raise ValueError(f"only pooling='layer_stats' standardises its statistics, not {self.config.pooling!r}")
+        self.statistics_mean.zero_()
+        self.statistics_std.fill_(1.0)
+        count, total, squares = 0, 0.0, 0.0
+        for batch in batches:
+            pooled = self(**batch).pooled_output.double()
+            count, total, squares = count + len(pooled), total + pooled.sum(0), squares + pooled.pow(2).sum(0)
+        if count < 2:
+            raise ValueError("fit_statistics_norm needs at least two clips")
+        mean = total / count
+        std = (squares / count - mean.pow(2)).clamp(min=0).sqrt()
+        self.statistics_mean.copy_(mean.float())
+        # A statistic that never varies (a layer's padding-free constant) is left at its scale.
+        self.statistics_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)).float())
+
+    @property
+    def uses_all_layers(self) -> bool:
+        return self.config.pooling in ("weighted_layers", "layer_stats")
 
     def freeze_feature_encoder(self):
         """Stop gradients into the convolutional front end (Wav2Vec2 and HuBERT)."""
@@ -409,17 +450,48 @@ class SousaModel(SousaPreTrainedModel):
 
     def forward(self, input_values: torch.Tensor | None = None, input_features: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, is_longer: torch.Tensor | None = None,
-                output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs
-                ) -> SousaModelOutput:
-        inputs = {k: v for k, v in (("input_values", input_values), ("input_features", input_features),
-                                    ("attention_mask", attention_mask), ("is_longer", is_longer)) if v is not None}
-        inputs.update({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
-        output_hidden_states = bool(output_hidden_states or self.layer_sum is not None)
-        last, hidden_states, mask = encode(self.backbone, self.config, inputs, output_hidden_states)
+                output_hidden_states: bool | None = None, return_dict: bool | None = None,
+                cached_layer_stats: torch.Tensor | None = None, cached_hidden_states: torch.Tensor | None = None,
+                cached_mask: torch.Tensor | None = None, **kwargs) -> SousaModelOutput:
+        r"""
+        cached_layer_stats (`(batch, layers, 2 * width)`: each layer's mean and standard deviation over time),
+        cached_hidden_states (`(batch, frames, layers, width)`) and cached_mask (`(batch, frames)`): a frozen
+        backbone's outputs computed earlier (`sousa_hf.backbone_cache`), which take the place of the audio
+        inputs; the backbone is not run. Layer statistics serve the poolings that are statistics over time
+        (`mean`, `weighted_layers`, `layer_stats`), the frames any pooling.
+        """
+        if cached_layer_stats is not None:
+            return SousaModelOutput(pooled_output=self._pool_statistics(cached_layer_stats))
+        if cached_hidden_states is not None:
+            hidden_states = cached_hidden_states.unbind(dim=2)
+            last, mask = hidden_states[-1], cached_mask
+        else:
+            inputs = {k: v for k, v in (("input_values", input_values), ("input_features", input_features),
+                                        ("attention_mask", attention_mask), ("is_longer", is_longer)) if v is not None}
+            inputs.update({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
+            output_hidden_states = bool(output_hidden_states or self.uses_all_layers)
+            last, hidden_states, mask = encode(self.backbone, self.config, inputs, output_hidden_states)
+        if self.config.pooling == "layer_stats":
+            pooled = torch.stack([masked_statistics(layer, mask) for layer in hidden_states], dim=1).flatten(1)
+            return SousaModelOutput(pooled_output=self.statistics_norm(pooled), last_hidden_state=last,
+                                    hidden_states=hidden_states)
         if self.layer_sum is not None:
             last = self.layer_sum(hidden_states)
         pooled = self.attentive(last, mask) if self.attentive is not None else masked_mean(last, mask)
         return SousaModelOutput(pooled_output=pooled, last_hidden_state=last, hidden_states=hidden_states)
+
+    def _pool_statistics(self, statistics: torch.Tensor) -> torch.Tensor:
+        """Pooling from each layer's cached mean and standard deviation `(batch, layers, 2 * width)`: exact for
+        the poolings that are such statistics (a weighted sum of layer means is the mean of the weighted sum)."""
+        if self.attentive is not None:
+            raise ValueError("pooling='attentive_stats' weighs frames, so it needs cached_hidden_states (frames), "
+                             "not cached_layer_stats")
+        width = statistics.shape[-1] // 2
+        if self.config.pooling == "layer_stats":
+            return self.statistics_norm(statistics.flatten(1))
+        if self.layer_sum is not None:
+            return self.layer_sum(statistics[..., :width].unbind(dim=1))
+        return statistics[:, -1, :width]
 
 
 def _backbone_width(config: SousaConfig) -> int:
@@ -441,6 +513,14 @@ class _SousaHeadModel(SousaPreTrainedModel):
 
     def freeze_backbone(self):
         self.sousa.freeze_backbone()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if self.config.pooling == "layer_stats" and (isinstance(module, SousaScoreHead)
+                                                     or module is getattr(self, "classifier", None)):
+            # Thousands of standardised statistics: random weights would start the probe far from any score
+            # (an output spread of ~1.7 on 0-1); at zero it starts from the prior and moves by the gradient.
+            init.zeros_(module.weight)
 
     def _pooled(self, inputs: dict, output_hidden_states: bool | None) -> tuple[torch.Tensor, tuple | None]:
         outputs = self.sousa(**inputs, output_hidden_states=output_hidden_states)

@@ -46,7 +46,9 @@ class Recipe:
             (before training): `error` (default: stop, naming its sample id) or `skip` (leave it out; the
             skipped ids are logged and counted in `results.json`).
         apply_default_filter: apply the task's own filter (`tier_confidence > 0.5` for skill4).
-        cache: `None` (decode on the fly), `features` or `waveform` (cached Arrow, reused by fingerprint).
+        cache: `None` (decode on the fly), `features` or `waveform` (cached Arrow, reused by fingerprint), or
+            `backbone` (with `training_mode: freeze_backbone`: the frozen backbone's outputs, computed once; see
+            `sousa_hf.backbone_cache`).
         num_proc: processes for caching.
         max_train_samples, max_eval_samples: use the first N rows of a split (quick checks).
         eval_split, test_split: the split chosen on (best checkpoint, early stopping) and the one reported.

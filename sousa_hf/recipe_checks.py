@@ -59,11 +59,15 @@ def check_recipe(recipe) -> None:
         _check_value(field.name, getattr(recipe, field.name), hints[field.name], RECIPE_RANGES.get(field.name))
     get_task(recipe.task)
     choices = {"pooling": POOLINGS, "regression_loss": REGRESSION_LOSSES, "training_mode": TRAINING_MODES,
-               "cache": (None, *CACHES), "bad_audio": BAD_AUDIO_POLICIES}
+               "cache": (None, *CACHES, "backbone"), "bad_audio": BAD_AUDIO_POLICIES}
     for key, allowed in choices.items():
         if getattr(recipe, key) not in allowed:
             raise SousaDataError(f"recipe key {key}: {getattr(recipe, key)!r} is not one of "
                                  f"{', '.join(map(str, allowed))}")
+    if recipe.cache == "backbone" and recipe.training_mode != "freeze_backbone":
+        raise SousaDataError(f"recipe key cache: 'backbone' caches a frozen backbone's outputs, but training_mode is "
+                             f"{recipe.training_mode!r}, which trains the backbone; set training_mode: "
+                             "freeze_backbone, or cache: waveform")
     entries = {"length": LengthPolicy, "lora": LoraSettings, "filters": filter_sousa}
     for key, owner in entries.items():
         value = getattr(recipe, key)

@@ -21,6 +21,7 @@ from transformers import EarlyStoppingCallback, TrainerCallback, TrainingArgumen
 from .adapters import LengthPolicy
 from .adapters.collator import SousaCollator
 from .adapters.preprocessing import prepare_inputs
+from .backbone_cache import cache_backbone_outputs
 from .backbones import build_model
 from .data.audio_check import check_audio
 from .data.errors import SousaDataError
@@ -76,6 +77,23 @@ def training_arguments(recipe: Recipe, task: SousaTask, values: dict) -> Trainin
         raise SousaDataError(f"recipe: a TrainingArguments value is refused: {err}") from err
 
 
+def model_config(model):
+    return (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+
+
+def fit_statistics_norm(model, train, collator, batch_size: int) -> None:
+    """`layer_stats` pooling standardises each statistic by the training split's mean and spread: one
+    pass over it (the head's inputs alone, with a backbone cache), in evaluation mode."""
+    from torch.utils.data import DataLoader
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    was_training = base.training
+    base.eval()
+    base.sousa.fit_statistics_norm({k: v for k, v in batch.items() if k not in ("labels", "labels_mask")}
+                                   for batch in DataLoader(train, batch_size=batch_size, collate_fn=collator))
+    base.train(was_training)
+
+
 def synthetic_source(recipe: Recipe) -> str:
     """The built-in synthetic SOUSA, written once per (size, seed) under `$SOUSA_HF_CACHE`."""
     cache = Path(os.environ.get("SOUSA_HF_CACHE", Path.home() / ".cache" / "sousa_hf"))
@@ -88,11 +106,14 @@ def synthetic_source(recipe: Recipe) -> str:
     return str(path)
 
 
-def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments) -> tuple[dict, dict[str, list[str]]]:
+def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments, model=None, adapter=None
+                ) -> tuple[dict, dict[str, list[str]]]:
     """The recipe's data, filtered, with the task's labels: `({split: Dataset}, {split: skipped sample ids})`.
 
     Every clip is decoded once here (`check_audio`), so that a corrupt one stops the run before training, or
-    with `bad_audio: skip` is left out, rather than failing at the step that reaches it.
+    with `bad_audio: skip` is left out, rather than failing at the step that reaches it. With `cache:
+    backbone` each loaded split (before the task's filters, so that every task reuses it) becomes the frozen
+    backbone's outputs of `model`, made from `adapter`'s inputs.
     """
     with args.main_process_first(desc="preparing SOUSA"):
         source = recipe.data if recipe.data is not None else synthetic_source(recipe)
@@ -103,13 +124,18 @@ def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments) -> tup
         raise SousaDataError(f"{source!r} has no split(s) {sorted(missing)}; it has {sorted(splits)}")
     prepared, skipped = {}, {}
     for name in sorted(wanted):
-        split = prepare_task(splits[name], task, apply_default_filter=recipe.apply_default_filter,
-                             filters=recipe.filters)
+        split = splits[name]
+        if recipe.cache == "backbone":
+            with args.main_process_first(desc=f"caching the backbone's outputs for {name}"):
+                split, skipped[name] = check_audio(split, recipe.bad_audio, name, num_proc=recipe.num_proc)
+                split = cache_backbone_outputs(split, model, adapter, num_proc=recipe.num_proc)
+        split = prepare_task(split, task, apply_default_filter=recipe.apply_default_filter, filters=recipe.filters)
         limit = recipe.max_train_samples if name == "train" else recipe.max_eval_samples
         if limit is not None and len(split) > limit:
             split = split.select(range(limit))
-        with args.main_process_first(desc=f"checking the audio of {name}"):
-            split, skipped[name] = check_audio(split, recipe.bad_audio, name, num_proc=recipe.num_proc)
+        if recipe.cache != "backbone":
+            with args.main_process_first(desc=f"checking the audio of {name}"):
+                split, skipped[name] = check_audio(split, recipe.bad_audio, name, num_proc=recipe.num_proc)
         if len(split) == 0:
             raise SousaDataError(f"split {name!r} of {source!r} is empty after the filters; loosen them")
         prepared[name] = split
@@ -155,15 +181,18 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         # First, so that a crashed run's checkpoints say which recipe made them. A folder with a finished
         # model got here only under that model's own recipe, whose record stays as it is.
         dump_recipe(recipe, training, Path(args.output_dir) / "recipe.yaml")
-    splits, skipped = load_splits(recipe, task, args)
+    splits, skipped = load_splits(recipe, task, args, model, adapter)
     model = apply_training_mode(model, recipe.training_mode, LoraSettings(**recipe.lora))
     weights = None
     if task.kind == "classification" and recipe.class_weights:
         weights = class_weights(splits["train"], task, on_missing="warn")
+    input_cache = None if recipe.cache == "backbone" else recipe.cache  # the backbone cache is made above
     with args.main_process_first(desc="caching model inputs"):
-        train = prepare_inputs(splits["train"], adapter, train=True, cache=recipe.cache, num_proc=recipe.num_proc,
+        train = prepare_inputs(splits["train"], adapter, train=True, cache=input_cache, num_proc=recipe.num_proc,
                                seed=args.seed)
-        evaluation = prepare_inputs(splits[recipe.eval_split], adapter, cache=recipe.cache, num_proc=recipe.num_proc)
+        evaluation = prepare_inputs(splits[recipe.eval_split], adapter, cache=input_cache, num_proc=recipe.num_proc)
+    if model_config(model).pooling == "layer_stats" and checkpoint is None:
+        fit_statistics_norm(model, train, SousaCollator(adapter), args.per_device_eval_batch_size)
     callbacks = list(callbacks or [])
     if recipe.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))

@@ -20,10 +20,14 @@ class SousaCollator:
         self.adapter = adapter
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        # Only the adapter's outputs: a streamed dataset still carries its other columns.
-        names = self.adapter.output_names
-        inputs = [{k: f[k] for k in names} for f in features]
-        batch = self.adapter.pad(inputs)
+        if "cached_layer_stats" in features[0] or "cached_hidden_states" in features[0]:
+            from ..backbone_cache import pad_cached_inputs  # a frozen backbone's outputs, cached
+
+            batch = pad_cached_inputs(features)
+        else:
+            # Only the adapter's outputs: a streamed dataset still carries its other columns.
+            names = self.adapter.output_names
+            batch = self.adapter.pad([{k: f[k] for k in names} for f in features])
         if "attention_mask" in batch:  # int32 from some extractors, int64 back from an Arrow cache
             batch["attention_mask"] = batch["attention_mask"].long()
         for column in LABEL_COLUMNS:

@@ -86,7 +86,8 @@ def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache
         return type(dataset)({name: prepare_inputs(split, adapter, train=train, cache=cache, num_proc=num_proc,
                                                    seed=seed) for name, split in dataset.items()})
     if cache is not None and cache not in CACHES:
-        raise SousaDataError(f"unknown cache {cache!r}; expected None (on the fly), 'features' or 'waveform'")
+        raise SousaDataError(f"unknown cache {cache!r}; expected None (on the fly), 'features' or 'waveform' "
+                             "('backbone' caches are made by sousa_hf.backbone_cache.cache_backbone_outputs)")
     if isinstance(dataset, IterableDataset):
         if cache is not None:
             raise SousaDataError("a streamed dataset cannot be cached; use cache=None (on the fly) when streaming")
@@ -94,6 +95,9 @@ def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache
         drop = [c for c in (dataset.column_names or []) if c not in LABEL_COLUMNS]
         return dataset.map(ModelInputs(adapter, train, seed), batched=True, batch_size=8, remove_columns=drop or None)
 
+    cached = [c for c in ("cached_layer_stats", "cached_hidden_states") if c in dataset.column_names]
+    if cached:  # a frozen backbone's outputs (sousa_hf.backbone_cache): read as they are
+        return dataset.with_format("numpy", columns=[*cached, *(c for c in LABEL_COLUMNS if c in dataset.column_names)])
     drop = [c for c in dataset.column_names if c not in LABEL_COLUMNS]
     # Format only what the inputs are made from: turning SOUSA's 40 other columns into Python
     # objects on every access costs as much as resampling.

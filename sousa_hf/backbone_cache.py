@@ -1,0 +1,163 @@
+"""A frozen backbone's outputs, computed once per clip and cached, so that a probe's epochs cost its head alone.
+
+With `training_mode: freeze_backbone` the backbone is a fixed function of the audio: running it every
+epoch (the costly part) recomputes the same numbers. `cache_backbone_outputs` runs it once per clip and
+stores what the head needs in an Arrow cache (`datasets.map`), fingerprinted by the split, the
+backbone's weights and config, the adapter (extractor settings and window) and the code that makes
+the numbers, so that any change makes a new cache and an unchanged recipe (or another task on the same
+backbone) reuses it. This is how s3prl makes probing cheap.
+
+What is cached follows the pooling, which is all a frozen model does with the frames:
+- poolings that are statistics over time (`mean`, `weighted_layers`, `layer_stats`): every hidden
+  layer's mean and standard deviation over the clip's frames, `cached_layer_stats` (layers, 2 x width),
+  a few KB per clip; one cache serves all three poolings.
+- a pooling learned over time (`attentive_stats`): the frames themselves, `cached_hidden_states`
+  (frames, layers, width) in float16, without padding.
+
+The metadata columns are kept (the audio is not), so `prepare_task` filters and labels the cache of a
+loaded split for any task: one backbone pass serves all five.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import numpy as np
+import torch
+from datasets import Array2D, Array3D, Dataset, Features
+from datasets.fingerprint import Hasher
+
+from .adapters import AudioAdapter
+from .adapters.preprocessing import _single_threaded_in_workers, preprocessing_code_digest
+from .data.audio import decode_audio
+from .data.errors import SousaDataError
+from .modeling_sousa import SousaPreTrainedModel, encode, masked_statistics
+
+logger = logging.getLogger(__name__)
+
+CACHED_INPUTS = ("cached_layer_stats", "cached_hidden_states")
+FRAMES_DTYPE = "float16"  # half the disk and memory of float32; the heads compute in float32
+_DROPPED = ("audio", "midi")  # what a cache row does not need to keep
+
+
+def cache_kind(model: SousaPreTrainedModel) -> str:
+    """`layer_stats` when the pooling is a statistic over time, else `frames`."""
+    return "frames" if model.sousa.attentive is not None else "layer_stats"
+
+
+def cache_backbone_outputs(dataset: Dataset, model: SousaPreTrainedModel, adapter: AudioAdapter, *,
+                           num_proc: int | None = None, batch_size: int = 8) -> Dataset:
+    """The rows of a loaded split with the backbone's outputs in place of their audio.
+
+    Args:
+        dataset: a split with an `audio` column, as `load_sousa` gives it (before or after filters).
+        model: a SOUSA head whose backbone is frozen (its outputs are cached as they are now).
+        adapter: the adapter that makes the backbone's inputs (evaluation crop: a cache holds one crop).
+        num_proc: processes running the backbone.
+        batch_size: clips per forward pass.
+    """
+    if not isinstance(dataset, Dataset):
+        raise SousaDataError("cache: backbone needs a Dataset on disk, not a stream; use cache: null when streaming")
+    if "audio" not in dataset.column_names:
+        raise SousaDataError("cache: backbone needs the 'audio' config (the dataset has no 'audio' column)")
+    kind = cache_kind(model)
+    outputs = _BackboneOutputs(model, adapter, kind)
+    probe = outputs.shapes()
+    features = Features({name: feature for name, feature in dataset.features.items()
+                         if name not in _DROPPED})
+    if kind == "layer_stats":
+        features["cached_layer_stats"] = Array2D(shape=probe, dtype="float32")
+    else:
+        features["cached_hidden_states"] = Array3D(shape=(None, *probe), dtype=FRAMES_DTYPE)
+    fingerprint = Hasher.hash([dataset._fingerprint, outputs.digest(), kind])
+    if adapter.max_seconds is not None and adapter.length.train_crop != adapter.length.eval_crop:
+        logger.info("cache: backbone holds each clip's %s crop; training sees no random crops",
+                    adapter.length.eval_crop)
+    cached = dataset.map(outputs, batched=True, batch_size=batch_size, num_proc=num_proc,
+                         remove_columns=[c for c in _DROPPED if c in dataset.column_names], features=features,
+                         new_fingerprint=fingerprint, desc=f"Caching {adapter.name} backbone outputs ({kind})")
+    return cached
+
+
+class _BackboneOutputs:
+    """The batched `map` function: SOUSA rows -> the frozen backbone's cached outputs."""
+
+    def __init__(self, model: SousaPreTrainedModel, adapter: AudioAdapter, kind: str):
+        self.sousa = model.sousa
+        self.adapter = adapter
+        self.kind = kind
+
+    def __call__(self, batch: dict) -> dict:
+        _single_threaded_in_workers()
+        ids = batch.get("sample_id") or [None] * len(batch["audio"])
+        clips = [decode_audio(cell, sample_id) for cell, sample_id in zip(batch["audio"], ids)]
+        out = {key: value for key, value in batch.items() if key not in _DROPPED}
+        values = self.outputs([self.adapter.prepare(array, rate) for array, rate in clips])
+        out["cached_layer_stats" if self.kind == "layer_stats" else "cached_hidden_states"] = values
+        return out
+
+    @torch.no_grad()
+    def outputs(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        sousa = self.sousa.eval()
+        inputs = self.adapter(arrays, sampling_rate=self.adapter.sampling_rate)
+        device = next(sousa.parameters()).device
+        inputs = {key: value.to(device) for key, value in inputs.items()}
+        # Every layer of one width, whichever pooling asked: then one cache serves them all.
+        all_layers = sousa.num_layers is not None
+        last, hidden_states, mask = encode(sousa.backbone, sousa.config, inputs, output_hidden_states=all_layers)
+        layers = hidden_states if all_layers else (last,)
+        if self.kind == "layer_stats":
+            statistics = torch.stack([masked_statistics(layer, mask) for layer in layers], dim=1)
+            return list(statistics.float().cpu().numpy())  # (layers, 2 * width) per clip
+        stacked = torch.stack(layers, dim=2)  # (batch, frames, layers, width)
+        lengths = mask.sum(dim=1).tolist() if mask is not None else [stacked.shape[1]] * len(arrays)
+        return [stacked[i, : int(n)].to(torch.float16).cpu().numpy() for i, n in enumerate(lengths)]
+
+    def shapes(self) -> tuple[int, int]:
+        """(layers, 2 x width) or (layers, width): one clip's outputs but its frames, from a second of silence."""
+        probe = np.zeros(self.adapter.sampling_rate, dtype=np.float32)
+        values = self.outputs([self.adapter.prepare(probe, self.adapter.sampling_rate)])[0]
+        return tuple(values.shape[-2:])
+
+    def digest(self) -> str:
+        """What the cached numbers depend on: weights, configs, the adapter's settings and the code."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.sousa.backbone.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        extractor = self.adapter.feature_extractor.to_dict()
+        settings = {"backbone_config": self.sousa.config.backbone_config.to_dict(), "adapter": self.adapter.name,
+                    "extractor": {k: v for k, v in extractor.items() if not isinstance(v, (np.ndarray, list))
+                                  or len(v) < 64},
+                    "length": self.adapter.length.to_dict(), "max_seconds": self.adapter.max_seconds,
+                    "code": preprocessing_code_digest(),
+                    "modeling": _modeling_digest()}
+        digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
+
+
+def _modeling_digest() -> str:
+    from . import modeling_sousa
+
+    with open(modeling_sousa.__file__, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()[:16]
+
+
+def pad_cached_inputs(features: list[dict]) -> dict[str, torch.Tensor]:
+    """Collate cached backbone outputs: layer means stacked; frames padded, with `cached_mask`."""
+    if "cached_layer_stats" in features[0]:
+        return {"cached_layer_stats": torch.stack([torch.as_tensor(np.asarray(f["cached_layer_stats"]))
+                                                   for f in features]).float()}
+    frames = [torch.as_tensor(np.asarray(f["cached_hidden_states"])) for f in features]
+    longest = max(f.shape[0] for f in frames)
+    batch = torch.zeros(len(frames), longest, *frames[0].shape[1:], dtype=torch.float32)
+    mask = torch.zeros(len(frames), longest, dtype=torch.long)
+    for i, values in enumerate(frames):
+        batch[i, : len(values)] = values.float()
+        mask[i, : len(values)] = 1
+    return {"cached_hidden_states": batch, "cached_mask": mask}
+
+
+__all__ = ["CACHED_INPUTS", "cache_backbone_outputs", "cache_kind", "pad_cached_inputs"]
