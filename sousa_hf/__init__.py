@@ -19,6 +19,7 @@ from .modeling_sousa import (
     SousaForAudioClassification,
     SousaForMultiTask,
     SousaForScoreRegression,
+    SousaForStrokes,
     SousaModel,
     SousaPreTrainedModel,
 )
@@ -28,8 +29,8 @@ __version__ = "0.1.0"
 # Auto classes: with `sousa_hf` imported, `AutoModel` picks the head from the saved `architectures`.
 AutoConfig.register(SousaConfig.model_type, SousaConfig, exist_ok=True)
 AutoConfig.register(SousaCNNConfig.model_type, SousaCNNConfig, exist_ok=True)
-AutoModel.register(SousaConfig, (SousaModel, SousaForAudioClassification, SousaForScoreRegression, SousaForMultiTask),
-                   exist_ok=True)
+AutoModel.register(SousaConfig, (SousaModel, SousaForAudioClassification, SousaForScoreRegression, SousaForMultiTask,
+                                 SousaForStrokes), exist_ok=True)
 AutoModel.register(SousaCNNConfig, SousaCNNModel, exist_ok=True)
 AutoModelForAudioClassification.register(SousaConfig, SousaForAudioClassification, exist_ok=True)
 AutoFeatureExtractor.register(SousaCNNConfig, SousaMelFeatureExtractor, exist_ok=True)
@@ -39,6 +40,7 @@ SousaConfig.register_for_auto_class()
 SousaModel.register_for_auto_class("AutoModel")
 SousaForScoreRegression.register_for_auto_class("AutoModel")
 SousaForMultiTask.register_for_auto_class("AutoModel")
+SousaForStrokes.register_for_auto_class("AutoModel")
 SousaForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 SousaMelFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
@@ -52,6 +54,7 @@ __all__ = [
     "SousaForAudioClassification",
     "SousaForMultiTask",
     "SousaForScoreRegression",
+    "SousaForStrokes",
     "SousaMelFeatureExtractor",
     "SousaModel",
     "SousaPreTrainedModel",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -43,8 +44,12 @@ _DROPPED = ("audio", "midi")  # what a cache row does not need to keep
 
 
 def cache_kind(model: SousaPreTrainedModel) -> str:
-    """`layer_stats` when the pooling is a statistic over time, else `frames`."""
-    return "frames" if model.sousa.attentive is not None else "layer_stats"
+    """`layer_stats` when all the head sees is a statistic over time, else `frames` (a pooling learned over time,
+    temporal blocks, a tempo input or a stroke head)."""
+    sousa = model.sousa
+    on_frames = (sousa.attentive is not None or len(sousa.temporal) > 0 or sousa.tempo is not None
+                 or model.strokes is not None)
+    return "frames" if on_frames else "layer_stats"
 
 
 def cache_backbone_outputs(dataset: Dataset, model: SousaPreTrainedModel, adapter: AudioAdapter, *,
@@ -138,7 +143,9 @@ class _BackboneOutputs:
         return digest.hexdigest()
 
 
+@lru_cache(maxsize=1)
 def _modeling_digest() -> str:
+    """A digest of the modelling code (how the backbone runs), read once: the code this process runs."""
     from . import modeling_sousa
 
     with open(modeling_sousa.__file__, "rb") as file:

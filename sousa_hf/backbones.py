@@ -10,6 +10,7 @@ for smoke tests). Families are the adapter names: wav2vec2, hubert, whisper, ast
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -36,6 +37,7 @@ from .modeling_sousa import (
     SousaForAudioClassification,
     SousaForMultiTask,
     SousaForScoreRegression,
+    SousaForStrokes,
     SousaPreTrainedModel,
 )
 
@@ -63,18 +65,19 @@ TINY_CONFIGS: dict[str, dict] = {
     "cnn": dict(channels=(16, 32), hidden_size=32),
 }
 _CLASSES = {"classification": SousaForAudioClassification, "regression": SousaForScoreRegression,
-            "multitask": SousaForMultiTask}
+            "multitask": SousaForMultiTask, "strokes": SousaForStrokes}
 
 
 def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict | None = None,
                 length: LengthPolicy | None = None, pooling: str = "mean", classifier_dropout: float = 0.1,
                 regression_loss: str = "mse", huber_delta: float = 1.0,
-                target_weights: list[float] | dict[str, float] | None = None, feature_extractor: str | None = None
-                ) -> tuple[SousaPreTrainedModel, AudioAdapter]:
+                target_weights: list[float] | dict[str, float] | None = None, feature_extractor: str | None = None,
+                feature_extractor_config: dict | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
+                use_tempo: bool = False) -> tuple[SousaPreTrainedModel, AudioAdapter]:
     """A SOUSA model for `task` on `backbone`, and the adapter that makes its inputs.
 
     Args:
-        task: `skill4`, `skill_binary`, `overall_score`, `multitask` or `rudiment40`.
+        task: `skill4`, `skill_binary`, `overall_score`, `multitask`, `rudiment40` or `strokes`.
         backbone: a checkpoint (Hub id or folder), or `<family>:random` / `<family>:tiny`.
         backbone_config: overrides of the backbone config's fields, e.g. `{"num_hidden_layers": 4}`.
         length: the adapter's length policy; the model's fixed windows (Whisper's positions, AST's
@@ -84,14 +87,21 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         target_weights: multi-task loss weight per target (a list in target order or a dict by name).
         feature_extractor: a folder or Hub id whose feature extractor to use instead of the backbone's
             (e.g. one `sousa-hf adapters stats` saved with SOUSA's statistics); same family as `backbone`.
+        feature_extractor_config: settings of the family's default feature extractor, e.g. `{"hop_length": 220}`
+            for the CNN's 5 ms frames (a `<family>:random/tiny` backbone only: a checkpoint brings its own).
+        temporal_blocks, aux_strokes, use_tempo: see `SousaConfig`; the `strokes` task and `aux_strokes` need a
+            backbone with frames in time (not AST or CLAP).
 
     Returns:
         `(model, adapter)`; a checkpoint's weights are loaded into the backbone, the head is new.
     """
     task = get_task(task)
     family, variant, checkpoint = parse_backbone(backbone)
+    if feature_extractor_config and (checkpoint or feature_extractor):
+        raise SousaDataError("feature_extractor_config sets the default extractor of a <family>:random/tiny backbone; "
+                             f"{checkpoint or feature_extractor!r} brings its own (use feature_extractor for another)")
     if feature_extractor is None:
-        adapter = get_adapter(checkpoint or family, length)
+        adapter = get_adapter(checkpoint or family, length, **(feature_extractor_config or {}))
     else:
         adapter = _adapter_with_extractor(family, feature_extractor, length)
     pretrained = None
@@ -106,17 +116,36 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
     kind_kwargs = {}
     if task.kind == "classification":
         kind_kwargs = dict(id2label=task.id2label, label2id=task.label2id)
-    else:
+    elif task.kind != "strokes":
         kind_kwargs = dict(target_names=list(task.targets), target_scale=task.target_scale,
                            target_weights=_target_weights(task.targets, target_weights))
+    frame_seconds = output_frame_seconds(family, config, adapter)
+    if (task.kind == "strokes" or aux_strokes) and frame_seconds is None:
+        raise SousaDataError(f"stroke outputs need a backbone whose frames follow time; {family} ({backbone!r}) has "
+                             "none: use cnn, whisper, wav2vec2 or hubert")
     sousa_config = SousaConfig(
         backbone_config=config, backbone=backbone, task=task.name, task_kind=task.kind, pooling=pooling,
         classifier_dropout=classifier_dropout, regression_loss=regression_loss, huber_delta=huber_delta,
-        adapter=adapter.name, sampling_rate=adapter.sampling_rate, max_seconds=adapter.max_seconds, **kind_kwargs)
+        adapter=adapter.name, sampling_rate=adapter.sampling_rate, max_seconds=adapter.max_seconds,
+        frame_seconds=frame_seconds, temporal_blocks=temporal_blocks, aux_strokes=aux_strokes, use_tempo=use_tempo,
+        **kind_kwargs)
     model = _CLASSES[task.kind](sousa_config)
     if pretrained is not None:
         model.sousa.backbone.load_state_dict(pretrained.state_dict())
     return model, adapter
+
+
+def output_frame_seconds(family: str, config: PretrainedConfig, adapter: AudioAdapter) -> float | None:
+    """Seconds between two of the backbone's output frames; None where its outputs are not a time axis."""
+    extractor = adapter.feature_extractor
+    if family == "cnn":
+        pooling = 2 ** len(config.channels) if config.time_pooling else 1
+        return extractor.hop_length * pooling / extractor.sampling_rate
+    if family == "whisper":
+        return 2 * extractor.hop_length / extractor.sampling_rate  # conv2 has stride 2
+    if family in ("wav2vec2", "hubert"):
+        return math.prod(config.conv_stride) / extractor.sampling_rate
+    return None
 
 
 def _adapter_with_extractor(family: str, source: str, length: LengthPolicy | None) -> AudioAdapter:

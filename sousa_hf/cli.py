@@ -80,7 +80,9 @@ def _predict(args: argparse.Namespace) -> int:
     from .predict import SousaPredictor
 
     predictor = SousaPredictor.from_pretrained(args.model, batch_size=args.batch_size)
-    results = predictor.predict_files(args.inputs)  # the progress bar is on stderr, the JSON on stdout
+    # The progress bar is on stderr, the JSON on stdout.
+    results = predictor.predict_files(args.inputs, tempo_bpm=args.tempo, subdivision=args.subdivision,
+                                      timeline_dir=args.timeline)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -89,11 +91,34 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"{result['file']}: error: {result['error']}")
                 continue
             if result["label"] is not None:
-                line = f"{result['file']}: {result['label']} ({result['scores'][result['label']]:.1%})"
-            else:
-                line = f"{result['file']}: " + ", ".join(f"{k} {v:.1f}" for k, v in result["scores"].items())
+                parts = [f"{result['label']} ({result['scores'][result['label']]:.1%})"]
+            else:  # scores, or nothing but strokes for a transcription model
+                parts = [", ".join(f"{k} {v:.1f}" for k, v in result["scores"].items())] if result["scores"] else []
+            if "strokes" in result:
+                parts.append(_strokes_summary(result["strokes"]))
+            line = f"{result['file']}: " + "; ".join(parts)
             print(line + (f"  [warning: {result['warning']}]" if result.get("warning") else ""))
+            for stroke in result.get("strokes", []) if args.strokes else []:
+                print("    " + ", ".join(f"{key} {value}" for key, value in stroke.items()))
     return 1 if any("error" in result for result in results) else 0
+
+
+def _strokes_summary(strokes: list[dict]) -> str:
+    text = f"{len(strokes)} strokes"
+    deviations = [abs(s["deviation_ms"]) for s in strokes if "deviation_ms" in s]
+    if deviations:
+        text += f", mean |deviation| {sum(deviations) / len(deviations):.1f} ms from the grid"
+    return text
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value:g}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -180,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true",
                          help='print one JSON list: {"file", "label", "scores"} or {"file", "error"} per file')
     predict.add_argument("--batch-size", type=_positive_int, default=8, help="clips per forward pass (default 8)")
+    predict.add_argument("--tempo", type=_positive_float, default=None, metavar="BPM",
+                         help="the metronome's tempo: stroke models then give each stroke's deviation from the grid "
+                              "(and models trained with use_tempo need it)")
+    predict.add_argument("--subdivision", type=_positive_int, default=4,
+                         help="grid positions per beat for --tempo (default 4: sixteenth notes)")
+    predict.add_argument("--timeline", default=None, metavar="DIR",
+                         help="stroke models: draw each take's stroke timeline as DIR/<file>.png")
+    predict.add_argument("--strokes", action="store_true", help="stroke models: list every stroke (text output)")
     predict.set_defaults(run=_predict)
     return parser
 

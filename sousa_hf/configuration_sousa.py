@@ -9,7 +9,8 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-TASK_KINDS = ("classification", "regression", "multitask")
+TASK_KINDS = ("classification", "regression", "multitask", "strokes")
+STROKE_OUTPUTS = ("onset", "velocity", "grace")  # per frame: onset logit, velocity (0-1) logit, grace-note logit
 POOLINGS = ("mean", "attentive_stats", "weighted_layers", "layer_stats")
 REGRESSION_LOSSES = ("mse", "huber")
 
@@ -24,13 +25,16 @@ class SousaCNNConfig(PretrainedConfig):
         hidden_size: width of the frame vectors the model returns (a linear map of the last block).
         dropout: dropout on those frame vectors.
         norm_groups: groups of the per-clip norm in each block (reduced to a divisor of its channels).
+        time_pooling: every block halves time as well as frequency (a 16x slower frame rate after four);
+            `False` pools frequency only, keeping the extractor's frame rate (stroke timing needs 5 ms frames).
     """
 
     model_type = "sousa_cnn"
 
     def __init__(self, num_mel_bins: int = 128, channels: list[int] | tuple[int, ...] = (32, 64, 128, 256),
                  kernel_size: int = 3, hidden_size: int = 256, dropout: float = 0.1, norm_groups: int = 8,
-                 initializer_range: float = 0.02, **kwargs):
+                 initializer_range: float = 0.02, time_pooling: bool = True, **kwargs):
+        self.time_pooling = time_pooling
         self.num_mel_bins = num_mel_bins
         self.channels = list(channels)
         self.kernel_size = kernel_size
@@ -64,6 +68,16 @@ class SousaConfig(PretrainedConfig):
         adapter: the `sousa_hf` adapter that makes this model's inputs.
         sampling_rate: the rate the adapter resamples to.
         max_seconds: the adapter's window (`None`: the whole clip).
+        frame_seconds: the time between two of the backbone's output frames (set by `build_model`); stroke
+            outputs are per frame.
+        temporal_blocks: residual dilated 1-D convolutions over the backbone's frames (dilations 1, 2, 4, ...)
+            before pooling and the stroke head: context of a beat or more at the frame rate kept.
+        aux_strokes: weight of the stroke-transcription loss added to a clip task's loss (0: no stroke head);
+            `task_kind="strokes"` trains the stroke head alone.
+        stroke_target_frames: the width (a Gaussian's standard deviation, in frames) of each stroke's onset target.
+        stroke_threshold: the onset probability a peak must reach to be a stroke (after training: the one that
+            gave the best onset F1 on the validation split).
+        use_tempo: the model takes `tempo_bpm` (the metronome's tempo, which a drummer knows) as an input.
     """
 
     model_type = "sousa"
@@ -74,6 +88,8 @@ class SousaConfig(PretrainedConfig):
                  target_weights: list[float] | None = None, target_scale: float = 100.0, pooling: str = "mean",
                  classifier_dropout: float = 0.1, regression_loss: str = "mse", huber_delta: float = 1.0,
                  adapter: str | None = None, sampling_rate: int | None = None, max_seconds: float | None = None,
+                 frame_seconds: float | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
+                 stroke_target_frames: float = 1.0, use_tempo: bool = False, stroke_threshold: float = 0.5,
                  **kwargs):
         if task_kind not in TASK_KINDS:
             raise ValueError(f"unknown task_kind {task_kind!r}; expected one of {', '.join(TASK_KINDS)}")
@@ -81,8 +97,14 @@ class SousaConfig(PretrainedConfig):
             raise ValueError(f"unknown pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
         if regression_loss not in REGRESSION_LOSSES:
             raise ValueError(f"unknown regression_loss {regression_loss!r}; expected mse or huber")
+        if (task_kind == "strokes" or aux_strokes) and not frame_seconds:
+            raise ValueError("stroke outputs need frame_seconds, the time between the backbone's output frames")
         if task_kind == "classification":
             _check_label_map(kwargs)
+        elif task_kind == "strokes":
+            target_names = list(STROKE_OUTPUTS)
+            kwargs.setdefault("id2label", dict(enumerate(target_names)))
+            kwargs.setdefault("label2id", {name: i for i, name in enumerate(target_names)})
         else:
             target_names = list(target_names or [])
             if not target_names:
@@ -110,7 +132,16 @@ class SousaConfig(PretrainedConfig):
         self.adapter = adapter
         self.sampling_rate = sampling_rate
         self.max_seconds = max_seconds
+        self.frame_seconds = frame_seconds
+        self.temporal_blocks = temporal_blocks
+        self.aux_strokes = aux_strokes
+        self.stroke_target_frames = stroke_target_frames
+        self.stroke_threshold = stroke_threshold
+        self.use_tempo = use_tempo
         super().__init__(**kwargs)
+        # What Trainer leaves out of evaluation predictions: a clip head's per-frame stroke outputs are large.
+        self.keys_to_ignore_at_inference = (["stroke_loss"] if task_kind == "strokes"
+                                            else ["stroke_logits", "stroke_loss", "frame_mask"])
         if task_kind == "regression":
             self.problem_type = "regression"
 

@@ -9,6 +9,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoModel, TrainingArguments
 
@@ -20,10 +21,11 @@ from .data.errors import SousaDataError
 from .data.loading import load_sousa
 from .data.tasks import SousaTask, get_task, prepare_task
 from .hub import check_model_source
-from .metrics import SLICE_COLUMNS, unpack_predictions
+from .metrics import SLICE_COLUMNS, unpack_predictions, unpack_strokes
 from .recipe import read_saved_recipe
-from .report import write_report
-from .trainer import SousaTrainer
+from .report import write_report, write_stroke_report
+from .stroke_transcription import best_threshold
+from .trainer import SousaTrainer, task_label_names
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +38,31 @@ def evaluate_split(trainer: SousaTrainer, split, adapter: AudioAdapter, task: So
         What `results.json` holds (an empty dict on other processes).
     """
     output = trainer.predict(prepare_inputs(split, adapter), metric_key_prefix=name)
-    predictions, labels, labels_mask = unpack_predictions(task, output.predictions, output.label_ids)
     columns = {column: split[column] for column in SLICE_COLUMNS.values() if column in split.column_names}
     if not trainer.is_world_process_zero():
         return {}
+    if task.kind == "strokes":
+        config = trainer.accelerator.unwrap_model(trainer.model).config
+        references, estimates = unpack_strokes(output.predictions, output.label_ids, config.frame_seconds,
+                                               config.stroke_threshold)
+        return write_stroke_report(output_dir, name, references, estimates, columns, extra)
+    predictions, labels, labels_mask = unpack_predictions(task, output.predictions, output.label_ids)
     return write_report(output_dir, task, name, predictions, labels, labels_mask, columns, extra)
+
+
+def tune_stroke_threshold(trainer: SousaTrainer, evaluation) -> float:
+    """Set the trained model's `config.stroke_threshold` to the onset threshold with the best onset F1 on
+    `evaluation` (the validation split's model inputs) and return it: peak picking tuned on held-out clips, as
+    onset detectors are."""
+    output = trainer.predict(evaluation, metric_key_prefix="threshold")
+    config = trainer.accelerator.unwrap_model(trainer.model).config
+    references, _ = unpack_strokes(output.predictions, output.label_ids, config.frame_seconds)
+    logits, frame_mask = output.predictions[0], output.predictions[1]
+    clips = [logits[i][: int((np.asarray(frame_mask[i]) == 1).sum())] for i in range(len(logits))]
+    threshold, f1 = best_threshold(clips, references, config.frame_seconds)
+    logger.info("stroke onset threshold %.2f (mean onset F1 at 10 and 25 ms on validation: %.3f)", threshold, f1)
+    config.stroke_threshold = threshold
+    return threshold
 
 
 def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_dir: str | None = None,
@@ -76,8 +98,8 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
         apply_default_filter = recipe.get("apply_default_filter", True)
     if recipe.get("filters"):
         logger.info("applying the run's filters from its recipe.yaml: %s", recipe["filters"])
-    dataset = prepare_task(load_sousa(data, "audio", split=split), task, apply_default_filter=apply_default_filter,
-                           filters=recipe.get("filters"))
+    split_data = load_sousa(data, "audio", split=split, strokes=task.kind == "strokes")
+    dataset = prepare_task(split_data, task, apply_default_filter=apply_default_filter, filters=recipe.get("filters"))
     dataset, skipped = check_audio(dataset, bad_audio, split)
     if len(dataset) == 0:
         raise SousaDataError(f"split {split!r} of {data!r} has no clips left to evaluate after the filters")
@@ -88,7 +110,7 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none",
                                  remove_unused_columns=False, dataloader_pin_memory=torch.cuda.is_available(),
-                                 label_names=["labels", "labels_mask"] if task.kind == "multitask" else ["labels"])
+                                 label_names=task_label_names(task.kind))
         trainer = SousaTrainer(model=model, args=args, data_collator=SousaCollator(adapter),
                                processing_class=adapter.feature_extractor)
         return evaluate_split(trainer, dataset, adapter, task, output_dir, split, extra=extra)

@@ -27,6 +27,7 @@ from sklearn.metrics import (
 
 from .data.rudiments import RUDIMENT_FAMILY
 from .data.tasks import SousaTask, get_task
+from .stroke_transcription import DEFAULT_THRESHOLD, decode_strokes, stroke_metrics
 
 # Tempo bands for slicing (BPM, lower bound inclusive); SOUSA's tempos run from about 60 to 180.
 TEMPO_BANDS: tuple[tuple[str, float, float], ...] = (("<100 bpm", 0, 100), ("100-139 bpm", 100, 140),
@@ -155,15 +156,46 @@ def sliced_metrics(task: SousaTask | str, predictions: np.ndarray, labels: np.nd
 
 
 class SousaMetrics:
-    """`compute_metrics` for `Trainer`: the task's scalar metrics from an `EvalPrediction`."""
+    """`compute_metrics` for `Trainer`: the task's scalar metrics from an `EvalPrediction`.
 
-    def __init__(self, task: SousaTask | str):
+    Args:
+        task: the task (a name or `SousaTask`).
+        frame_seconds: for the `strokes` task, the model's frame spacing (`config.frame_seconds`).
+        threshold: for the `strokes` task, the onset probability of a stroke (`config.stroke_threshold`).
+    """
+
+    def __init__(self, task: SousaTask | str, frame_seconds: float | None = None,
+                 threshold: float = DEFAULT_THRESHOLD):
         self.task = get_task(task)
+        self.frame_seconds = frame_seconds
+        self.threshold = threshold
 
     def __call__(self, eval_prediction) -> dict[str, float]:
+        if self.task.kind == "strokes":
+            references, estimates = unpack_strokes(eval_prediction.predictions, eval_prediction.label_ids,
+                                                   self.frame_seconds, self.threshold)
+            return stroke_metrics(references, estimates)
         predictions, labels, labels_mask = unpack_predictions(self.task, eval_prediction.predictions,
                                                               eval_prediction.label_ids)
         return task_metrics(self.task, predictions, labels, labels_mask)
+
+
+def unpack_strokes(predictions, label_ids, frame_seconds: float, threshold: float = DEFAULT_THRESHOLD
+                   ) -> tuple[list[dict], list[dict]]:
+    """`Trainer.predict`'s outputs of a strokes model -> per clip, the labelled and the detected strokes.
+
+    Predictions are `(stroke_logits, frame_mask)`, labels `(stroke_onsets, stroke_velocities, stroke_is_grace)`,
+    all padded across batches (Trainer pads with -100; the collator pads onsets with -1).
+    """
+    logits, frame_mask = predictions[0], predictions[1]
+    onsets, velocities = np.asarray(label_ids[0]), np.asarray(label_ids[1])
+    references, estimates = [], []
+    for i in range(len(logits)):
+        present = onsets[i] >= 0
+        references.append({"time_ms": onsets[i][present], "velocity": velocities[i][present]})
+        frames = int((np.asarray(frame_mask[i]) == 1).sum())
+        estimates.append(decode_strokes(logits[i], frame_seconds, frames=frames, threshold=threshold))
+    return references, estimates
 
 
 def unpack_predictions(task: SousaTask, predictions, label_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -25,8 +25,9 @@ from .data.tier_confidence import SKILL_TIERS
 from .recipe import Recipe, read_saved_recipe
 
 # Recipe keys worth a row in the card's hyper-parameter table (the TrainingArguments values all are).
-RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "length", "class_weights", "regression_loss",
-                          "huber_delta", "target_weights", "classifier_dropout", "early_stopping_patience")
+RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "length", "feature_extractor_config", "temporal_blocks",
+                          "aux_strokes", "use_tempo", "class_weights", "regression_loss", "huber_delta",
+                          "target_weights", "classifier_dropout", "early_stopping_patience")
 # TrainingArguments values that describe the machine or the run's files, not the training.
 NOT_HYPERPARAMETERS = {"output_dir", "logging_steps", "logging_dir", "report_to", "push_to_hub", "hub_model_id",
                        "hub_private_repo", "hub_token", "hub_strategy", "dataloader_num_workers", "save_total_limit",
@@ -36,10 +37,12 @@ DATA_LICENSES = {"sousa": "MIT (SOUSA's license)", "synthetic": "MIT (made by so
 # Base checkpoints whose weights are MIT-licensed, so that the fine-tuned model can be too.
 MIT_BASE_MODELS = ("openai/whisper-",)
 TIER_METRICS = {"classification": ("balanced_accuracy", "accuracy", "macro_f1"), "regression": ("mae", "r2"),
-                "multitask": ("mae", "r2")}
+                "multitask": ("mae", "r2"), "strokes": ("onset_f1_25ms", "onset_f1_10ms", "onset_mae_ms")}
 METRIC_NAMES = {"balanced_accuracy": "Balanced accuracy", "accuracy": "Accuracy", "macro_f1": "Macro F1",
                 "quadratic_kappa": "Quadratic weighted kappa", "within_family_error_rate": "Within-family error rate",
-                "mse": "MSE (0-100)", "mae": "MAE (0-100)", "r2": "R2"}
+                "mse": "MSE (0-100)", "mae": "MAE (0-100)", "r2": "R2",
+                "onset_f1_25ms": "Onset F1 (25 ms)", "onset_f1_10ms": "Onset F1 (10 ms)",
+                "onset_mae_ms": "Onset time MAE (ms)", "velocity_mae": "Velocity MAE (0-127)"}
 
 
 def make_model_card(model_dir: str | Path, repo_id: str | None = None) -> ModelCard:
@@ -195,6 +198,9 @@ def _input_description(config: SousaConfig) -> str:
 
 
 def _head_description(config: SousaConfig, task) -> str:
+    if task.kind == "strokes":
+        return (f"a stroke head per frame ({1000 * config.frame_seconds:g} ms apart): onset, velocity and grace-note "
+                "logits, decoded into strokes by peak picking")
     if task.kind == "classification":
         return f"linear classifier over {config.num_labels} labels ({', '.join(config.id2label.values())})"
     names = ", ".join(config.target_names)
@@ -227,7 +233,10 @@ def _presets_description(recipe: dict) -> str:
 def _hyperparameters(recipe: dict, task) -> list[tuple[str, str]]:
     recipe_keys = {field.name for field in fields(Recipe)}
     unused = {"classification": {"regression_loss", "huber_delta", "target_weights"},
-              "regression": {"class_weights", "target_weights"}, "multitask": {"class_weights"}}[task.kind]
+              "regression": {"class_weights", "target_weights"}, "multitask": {"class_weights"},
+              "strokes": {"class_weights", "regression_loss", "huber_delta", "target_weights"}}[task.kind]
+    unused |= {key for key in ("temporal_blocks", "aux_strokes", "use_tempo", "feature_extractor_config")
+               if not recipe.get(key)}
     if recipe.get("regression_loss") != "huber":
         unused.add("huber_delta")
     if recipe.get("training_mode") != "lora":

@@ -79,8 +79,9 @@ class SousaCNNBlock(GradientCheckpointingLayer):
     rows split over gradient accumulation or processes (which batch norm would not).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm_groups: int):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm_groups: int, pool_time: bool = True):
         super().__init__()
+        self.pool_time = pool_time
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         self.groups = math.gcd(norm_groups, out_channels)
         self.norm_weight = nn.Parameter(torch.ones(out_channels))
@@ -99,6 +100,8 @@ class SousaCNNBlock(GradientCheckpointingLayer):
         variance = ((grouped - mean).pow(2) * weights).sum(dim=(2, 3, 4), keepdim=True) / count
         hidden = ((grouped - mean) * torch.rsqrt(variance + 1e-5)).reshape(batch, channels, mels, time)
         hidden = self.activation(hidden * self.norm_weight[:, None, None] + self.norm_bias[:, None, None])
+        if not self.pool_time:  # frequency only: the frame rate stays the input's (for stroke timing)
+            return nn.functional.max_pool2d(hidden * frames, (2, 1)), mask
         hidden = nn.functional.max_pool2d(hidden * frames, 2)
         # An output frame is real only if both of its input frames are: a clip's odd last frame is then
         # dropped whether or not padding follows it, as floor pooling drops it when nothing does.
@@ -120,7 +123,7 @@ class SousaCNNModel(PreTrainedModel):
             raise ValueError(f"num_mel_bins={config.num_mel_bins} is too few for {len(config.channels)} blocks that "
                              f"each halve frequency; use at least {2 ** len(config.channels)} or fewer channels")
         widths = [1, *config.channels]
-        self.blocks = nn.ModuleList(SousaCNNBlock(a, b, config.kernel_size, config.norm_groups)
+        self.blocks = nn.ModuleList(SousaCNNBlock(a, b, config.kernel_size, config.norm_groups, config.time_pooling)
                                     for a, b in zip(widths, widths[1:]))
         self.projection = nn.Linear(config.channels[-1], config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
@@ -134,7 +137,7 @@ class SousaCNNModel(PreTrainedModel):
 
     @property
     def min_frames(self) -> int:
-        return 2 ** len(self.blocks)
+        return 2 ** len(self.blocks) if self.config.time_pooling else 1
 
     def forward(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs
@@ -325,25 +328,107 @@ class AttentiveStatisticsPooling(nn.Module):
         return torch.cat([mean, variance.clamp(min=1e-6).sqrt()], dim=-1)
 
 
+# --------------------------------------------------------------------------- time: context and strokes
+
+
+class SousaTemporalBlock(nn.Module):
+    """A residual dilated 1-D convolution over frames `(batch, time, width)`: context without losing the frame rate.
+
+    Normalised per frame (no statistics across frames) and with padded frames zeroed before the convolution,
+    so a clip's real frames come out the same alone or padded in a batch.
+    """
+
+    def __init__(self, width: int, dilation: int, kernel_size: int = 3):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.conv = nn.Conv1d(width, width, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation)
+        self.activation = nn.GELU()
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        hidden = self.norm(hidden_states)
+        if mask is not None:
+            hidden = hidden * mask[..., None].to(hidden.dtype)
+        return hidden_states + self.activation(self.conv(hidden.transpose(1, 2))).transpose(1, 2)
+
+
+class SousaStrokeHead(nn.Linear):
+    """Per frame: an onset logit, a velocity logit (sigmoid: 0-1, MIDI velocity / 127) and a grace-note logit."""
+
+    def __init__(self, width: int):
+        super().__init__(width, 3)
+
+
+def stroke_loss(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | None, stroke_onsets: torch.Tensor,
+                stroke_velocities: torch.Tensor, stroke_is_grace: torch.Tensor, frame_seconds: float,
+                target_frames: float = 1.0) -> torch.Tensor:
+    """Stroke transcription loss, the mean over clips of each clip's:
+
+    - onset: binary cross-entropy over its real frames against soft targets (a Gaussian of `target_frames`
+      frames around every stroke, the largest where two overlap: a tolerance of about a frame either way);
+    - velocity: squared error of the sigmoid at each stroke's nearest frame;
+    - grace: binary cross-entropy of the grace-note flag at each stroke's nearest frame.
+
+    `stroke_onsets` `(batch, strokes)` in ms, -1 (any negative value) where a clip has fewer strokes.
+    """
+    batch, frames, _ = stroke_logits.shape
+    logits = stroke_logits.float()
+    device = logits.device
+    onsets = stroke_onsets.to(device, torch.float32)
+    present = onsets >= 0
+    position = onsets / 1000.0 / frame_seconds  # in frames
+    times = torch.arange(frames, device=device, dtype=torch.float32)
+    distance = times[None, None, :] - position[:, :, None]  # (batch, strokes, frames)
+    bumps = torch.exp(-0.5 * (distance / target_frames) ** 2) * present[..., None]
+    target = bumps.amax(dim=1) if bumps.shape[1] else torch.zeros(batch, frames, device=device)
+    real = (torch.ones(batch, frames, device=device) if frame_mask is None
+            else frame_mask.to(device, torch.float32))
+    onset = nn.functional.binary_cross_entropy_with_logits(logits[..., 0], target, reduction="none")
+    onset = (onset * real).sum(dim=1) / real.sum(dim=1).clamp(min=1.0)
+    nearest = position.round().clamp(0, frames - 1).long()
+    at_strokes = torch.gather(logits, 1, nearest[..., None].expand(-1, -1, 3))  # (batch, strokes, 3)
+    counted = present.float()
+    count = counted.sum(dim=1).clamp(min=1.0)
+    velocity = ((at_strokes[..., 1].sigmoid() - stroke_velocities.to(device, torch.float32)) ** 2 * counted)
+    grace = nn.functional.binary_cross_entropy_with_logits(
+        at_strokes[..., 2], stroke_is_grace.to(device, torch.float32), reduction="none") * counted
+    return (onset + velocity.sum(dim=1) / count + grace.sum(dim=1) / count).mean()
+
+
 # --------------------------------------------------------------------------- models
 
 
 @dataclass
 class SousaModelOutput(ModelOutput):
-    """`pooled_output` (batch, width): the clip's vector; `last_hidden_state` and `hidden_states` from the backbone."""
+    """`pooled_output` (batch, width): the clip's vector; `last_hidden_state` (batch, frames, width) the frames it
+    pools (after the temporal blocks), `frame_mask` which of them hold audio, `hidden_states` from the backbone."""
 
     pooled_output: torch.Tensor | None = None
     last_hidden_state: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    frame_mask: torch.Tensor | None = None
 
 
 @dataclass
 class SousaClassifierOutput(ModelOutput):
-    """`logits` (batch, num_labels); `loss` is the (unweighted) cross-entropy when `labels` are given."""
+    """`logits` (batch, num_labels); `loss` is the (unweighted) cross-entropy when `labels` are given.
+    With a stroke head (`aux_strokes`): `stroke_logits` (batch, frames, 3) and, given stroke labels, `stroke_loss`."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    stroke_logits: torch.Tensor | None = None
+    stroke_loss: torch.Tensor | None = None
+    frame_mask: torch.Tensor | None = None
+
+
+@dataclass
+class SousaStrokeOutput(ModelOutput):
+    """`stroke_logits` (batch, frames, 3): per frame the onset, velocity and grace-note logits (`SousaStrokeHead`);
+    `frame_mask` (batch, frames) which frames hold audio; `loss` the stroke loss when stroke labels are given."""
+
+    loss: torch.Tensor | None = None
+    stroke_logits: torch.Tensor | None = None
+    frame_mask: torch.Tensor | None = None
 
 
 @dataclass
@@ -358,6 +443,9 @@ class SousaRegressionOutput(ModelOutput):
     predictions: torch.Tensor | None = None
     scores: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    stroke_logits: torch.Tensor | None = None
+    stroke_loss: torch.Tensor | None = None
+    frame_mask: torch.Tensor | None = None
 
 
 # Shipped next to this file and copied into every saved classifier (remote code for `pipeline`).
@@ -392,6 +480,7 @@ class SousaModel(SousaPreTrainedModel):
         self.main_input_name = FAMILY_INPUTS[self.family][0]
         self.backbone = build_backbone(config)
         hidden_size = _backbone_width(config)
+        self.hidden_size = hidden_size
         self.layer_sum = None
         self.attentive = None
         self.num_layers = num_hidden_layers(config)
@@ -404,6 +493,13 @@ class SousaModel(SousaPreTrainedModel):
             self.attentive = AttentiveStatisticsPooling(hidden_size)
         self.pooled_size = {"attentive_stats": 2 * hidden_size,
                             "layer_stats": 2 * hidden_size * (self.num_layers or 1)}.get(config.pooling, hidden_size)
+        if config.temporal_blocks and config.pooling == "layer_stats":
+            raise ValueError("temporal_blocks work on the frames one pooling sees; pooling='layer_stats' pools every "
+                             "layer's frames: use pooling='mean', 'weighted_layers' or 'attentive_stats' with them")
+        # A drummer knows the metronome: the tempo, as log2(bpm / 120), shifts every frame's features.
+        self.tempo = nn.Linear(1, hidden_size) if config.use_tempo else None
+        self.temporal = nn.ModuleList(SousaTemporalBlock(hidden_size, dilation=2 ** (i % 6))
+                                      for i in range(config.temporal_blocks))
         if config.pooling == "layer_stats":
             # Layers' statistics differ in scale by orders of magnitude (a residual stream grows with depth), and
             # a linear probe on thousands of them wants each standardised. The training split's mean and spread
@@ -452,15 +548,22 @@ class SousaModel(SousaPreTrainedModel):
                 attention_mask: torch.Tensor | None = None, is_longer: torch.Tensor | None = None,
                 output_hidden_states: bool | None = None, return_dict: bool | None = None,
                 cached_layer_stats: torch.Tensor | None = None, cached_hidden_states: torch.Tensor | None = None,
-                cached_mask: torch.Tensor | None = None, **kwargs) -> SousaModelOutput:
+                cached_mask: torch.Tensor | None = None, tempo_bpm: torch.Tensor | None = None,
+                **kwargs) -> SousaModelOutput:
         r"""
         cached_layer_stats (`(batch, layers, 2 * width)`: each layer's mean and standard deviation over time),
         cached_hidden_states (`(batch, frames, layers, width)`) and cached_mask (`(batch, frames)`): a frozen
         backbone's outputs computed earlier (`sousa_hf.backbone_cache`), which take the place of the audio
         inputs; the backbone is not run. Layer statistics serve the poolings that are statistics over time
         (`mean`, `weighted_layers`, `layer_stats`), the frames any pooling.
+        tempo_bpm (`(batch,)`): the performance's metronome tempo, for a model with `use_tempo` (required then).
         """
+        if self.tempo is not None and tempo_bpm is None:
+            raise ValueError("this model takes the performance's tempo: pass tempo_bpm (beats per minute, one a clip)")
         if cached_layer_stats is not None:
+            if self.tempo is not None or self.temporal:
+                raise ValueError("a model with use_tempo or temporal_blocks works on frames: cache the frames "
+                                 "(cached_hidden_states), not cached_layer_stats")
             return SousaModelOutput(pooled_output=self._pool_statistics(cached_layer_stats))
         if cached_hidden_states is not None:
             hidden_states = cached_hidden_states.unbind(dim=2)
@@ -474,11 +577,17 @@ class SousaModel(SousaPreTrainedModel):
         if self.config.pooling == "layer_stats":
             pooled = torch.stack([masked_statistics(layer, mask) for layer in hidden_states], dim=1).flatten(1)
             return SousaModelOutput(pooled_output=self.statistics_norm(pooled), last_hidden_state=last,
-                                    hidden_states=hidden_states)
+                                    hidden_states=hidden_states, frame_mask=mask)
         if self.layer_sum is not None:
             last = self.layer_sum(hidden_states)
+        if self.tempo is not None:
+            beats = torch.log2(tempo_bpm.to(last.device, last.dtype).reshape(-1, 1) / 120.0)
+            last = last + self.tempo(beats)[:, None, :]
+        for block in self.temporal:
+            last = block(last, mask)
         pooled = self.attentive(last, mask) if self.attentive is not None else masked_mean(last, mask)
-        return SousaModelOutput(pooled_output=pooled, last_hidden_state=last, hidden_states=hidden_states)
+        return SousaModelOutput(pooled_output=pooled, last_hidden_state=last, hidden_states=hidden_states,
+                                frame_mask=mask)
 
     def _pool_statistics(self, statistics: torch.Tensor) -> torch.Tensor:
         """Pooling from each layer's cached mean and standard deviation `(batch, layers, 2 * width)`: exact for
@@ -501,12 +610,19 @@ def _backbone_width(config: SousaConfig) -> int:
     return backbone_config.hidden_size
 
 
+# What stroke labels a model takes (padded per batch; onsets in ms, negative where a clip has fewer strokes).
+STROKE_LABELS = ("stroke_onsets", "stroke_velocities", "stroke_is_grace")
+
+
 class _SousaHeadModel(SousaPreTrainedModel):
     def __init__(self, config: SousaConfig):
         super().__init__(config)
         self.sousa = SousaModel(config)
         self.main_input_name = self.sousa.main_input_name
         self.dropout = nn.Dropout(config.classifier_dropout)
+        # A stroke head on the frames: the task itself (`strokes`) or a second loss beside a clip task.
+        with_strokes = config.task_kind == "strokes" or bool(config.aux_strokes)
+        self.strokes = SousaStrokeHead(self.sousa.hidden_size) if with_strokes else None
 
     def freeze_feature_encoder(self):
         self.sousa.freeze_feature_encoder()
@@ -522,9 +638,26 @@ class _SousaHeadModel(SousaPreTrainedModel):
             # (an output spread of ~1.7 on 0-1); at zero it starts from the prior and moves by the gradient.
             init.zeros_(module.weight)
 
-    def _pooled(self, inputs: dict, output_hidden_states: bool | None) -> tuple[torch.Tensor, tuple | None]:
+    def _pooled(self, inputs: dict, output_hidden_states: bool | None) -> tuple[torch.Tensor, tuple | None, dict]:
+        """`(pooled clip vector, hidden states or None, stroke outputs)`; the stroke outputs (`stroke_logits`,
+        `frame_mask`, and `stroke_loss` when `inputs` hold the stroke labels) are empty without a stroke head."""
+        labels = [inputs.pop(name, None) for name in STROKE_LABELS]
         outputs = self.sousa(**inputs, output_hidden_states=output_hidden_states)
-        return self.dropout(outputs.pooled_output), outputs.hidden_states if output_hidden_states else None
+        strokes = {}
+        if self.strokes is not None and outputs.last_hidden_state is not None:
+            logits = self.strokes(outputs.last_hidden_state)
+            strokes = {"stroke_logits": logits, "frame_mask": outputs.frame_mask}
+            if all(label is not None for label in labels):
+                strokes["stroke_loss"] = stroke_loss(logits, outputs.frame_mask, *labels, self.config.frame_seconds,
+                                                     self.config.stroke_target_frames)
+        pooled = None if outputs.pooled_output is None else self.dropout(outputs.pooled_output)
+        return pooled, outputs.hidden_states if output_hidden_states else None, strokes
+
+    def _with_aux_strokes(self, loss: torch.Tensor | None, strokes: dict) -> torch.Tensor | None:
+        """The clip task's own loss plus `aux_strokes` times the stroke loss (what a plain Trainer would use)."""
+        if loss is None or "stroke_loss" not in strokes:
+            return loss
+        return loss + self.config.aux_strokes * strokes["stroke_loss"]
 
 
 class SousaForAudioClassification(_SousaHeadModel):
@@ -542,10 +675,11 @@ class SousaForAudioClassification(_SousaHeadModel):
                 return_dict: bool | None = None, **kwargs) -> SousaClassifierOutput:
         inputs = dict(input_values=input_values, input_features=input_features, attention_mask=attention_mask,
                       is_longer=is_longer, **kwargs)
-        pooled, hidden_states = self._pooled(inputs, output_hidden_states)
+        pooled, hidden_states, strokes = self._pooled(inputs, output_hidden_states)
         logits = self.classifier(pooled)
         loss = None if labels is None else self.task_loss(logits, labels)
-        return SousaClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+        return SousaClassifierOutput(loss=self._with_aux_strokes(loss, strokes), logits=logits,
+                                     hidden_states=hidden_states, **strokes)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `pipeline("audio-classification", trust_remote_code=True)` then preprocesses as the adapter does.
@@ -608,12 +742,12 @@ class SousaForScoreRegression(_SousaRegressionModel):
                 return_dict: bool | None = None, **kwargs) -> SousaRegressionOutput:
         inputs = dict(input_values=input_values, input_features=input_features, attention_mask=attention_mask,
                       is_longer=is_longer, **kwargs)
-        pooled, hidden_states = self._pooled(inputs, output_hidden_states)
+        pooled, hidden_states, strokes = self._pooled(inputs, output_hidden_states)
         predictions = self.regressor(pooled)
         loss = None if labels is None else self.task_loss(predictions, labels)
-        return SousaRegressionOutput(loss=loss, predictions=predictions,
+        return SousaRegressionOutput(loss=self._with_aux_strokes(loss, strokes), predictions=predictions,
                                      scores=predictions.detach() * self.config.target_scale,
-                                     hidden_states=hidden_states)
+                                     hidden_states=hidden_states, **strokes)
 
 
     def task_loss(self, predictions: torch.Tensor, labels: torch.Tensor, labels_mask: torch.Tensor | None = None,
@@ -641,12 +775,12 @@ class SousaForMultiTask(_SousaRegressionModel):
                 ) -> SousaRegressionOutput:
         inputs = dict(input_values=input_values, input_features=input_features, attention_mask=attention_mask,
                       is_longer=is_longer, **kwargs)
-        pooled, hidden_states = self._pooled(inputs, output_hidden_states)
+        pooled, hidden_states, strokes = self._pooled(inputs, output_hidden_states)
         predictions = torch.cat([self.heads[name](pooled) for name in self.config.target_names], dim=-1)
         loss = None if labels is None else self.task_loss(predictions, labels, labels_mask)
-        return SousaRegressionOutput(loss=loss, predictions=predictions,
+        return SousaRegressionOutput(loss=self._with_aux_strokes(loss, strokes), predictions=predictions,
                                      scores=predictions.detach() * self.config.target_scale,
-                                     hidden_states=hidden_states)
+                                     hidden_states=hidden_states, **strokes)
 
     def task_loss(self, predictions: torch.Tensor, labels: torch.Tensor, labels_mask: torch.Tensor | None = None,
                   class_weights: torch.Tensor | None = None, num_items: torch.Tensor | None = None) -> torch.Tensor:
@@ -672,11 +806,40 @@ class SousaForMultiTask(_SousaRegressionModel):
         return (weights * per_target)[present].sum()
 
 
+class SousaForStrokes(_SousaHeadModel):
+    """Stroke transcription: per frame, whether a stroke starts there, how hard it is and whether it is a grace note.
+
+    `stroke_logits` `(batch, frames, 3)`; frames are `config.frame_seconds` apart. Given the stroke labels
+    (`stroke_onsets` in ms, `stroke_velocities` 0-1, `stroke_is_grace`, padded with a negative onset), `loss`
+    is `stroke_loss`. `sousa_hf.stroke_transcription.decode_strokes` turns the logits into strokes.
+    """
+
+    def __init__(self, config: SousaConfig):
+        if config.task_kind != "strokes":
+            raise ValueError(f"SousaForStrokes needs task_kind='strokes', not {config.task_kind!r}")
+        super().__init__(config)
+        self.post_init()
+
+    def forward(self, input_values=None, input_features=None, attention_mask=None, is_longer=None,
+                stroke_onsets: torch.Tensor | None = None, stroke_velocities: torch.Tensor | None = None,
+                stroke_is_grace: torch.Tensor | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, **kwargs) -> SousaStrokeOutput:
+        inputs = dict(input_values=input_values, input_features=input_features, attention_mask=attention_mask,
+                      is_longer=is_longer, stroke_onsets=stroke_onsets, stroke_velocities=stroke_velocities,
+                      stroke_is_grace=stroke_is_grace, **kwargs)
+        _, _, strokes = self._pooled(inputs, output_hidden_states)
+        if not strokes:
+            raise ValueError("SousaForStrokes needs frames: audio inputs or cached_hidden_states, not layer statistics")
+        return SousaStrokeOutput(loss=strokes.get("stroke_loss"), stroke_logits=strokes["stroke_logits"],
+                                 frame_mask=strokes["frame_mask"])
+
+
 __all__ = [
     "SousaCNNModel",
     "SousaForAudioClassification",
     "SousaForMultiTask",
     "SousaForScoreRegression",
+    "SousaForStrokes",
     "SousaModel",
     "SousaPreTrainedModel",
 ]

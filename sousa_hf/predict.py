@@ -23,8 +23,12 @@ from .adapters import AudioAdapter, get_adapter
 from .data.audio import to_mono
 from .data.errors import SousaDataError
 from .hub import check_model_source
+from .stroke_transcription import decode_strokes, grid_deviations
 
 logger = logging.getLogger(__name__)
+# How far from a window's cut edge a stroke must be to be read from that window (a take longer than the model's
+# window is transcribed in windows overlapping by twice this).
+STROKE_WINDOW_MARGIN_S = 0.5
 
 # A clip shorter than this is far shorter than any SOUSA clip (1.7-19 s): too little to judge a performance.
 SHORTEST_SECONDS = 1.0
@@ -44,7 +48,7 @@ class SousaPredictor:
     """
 
     def __init__(self, model, adapter: AudioAdapter, batch_size: int = 8):
-        if not hasattr(model, "task_loss"):
+        if not hasattr(model, "task_loss") and getattr(model, "strokes", None) is None:
             raise SousaDataError(f"{type(model).__name__} is not a SOUSA task model (no head to predict with)")
         self.model = model.eval()
         self.adapter = adapter
@@ -62,28 +66,96 @@ class SousaPredictor:
     def is_classifier(self) -> bool:
         return self.model.config.task_kind == "classification"
 
+    @property
+    def transcribes_strokes(self) -> bool:
+        """Whether the model has a stroke head (the `strokes` task, or a clip task trained with `aux_strokes`)."""
+        return getattr(self.model, "strokes", None) is not None
+
+    @property
+    def needs_tempo(self) -> bool:
+        return bool(getattr(self.model.config, "use_tempo", False))
+
     @torch.no_grad()
-    def predict(self, audios: list[tuple[np.ndarray, int]]) -> list[dict]:
+    def predict(self, audios: list[tuple[np.ndarray, int]], tempo_bpm: float | None = None,
+                subdivision: int = 4) -> list[dict]:
         """`[(array, sampling_rate), ...]` -> `[{"label": ..., "scores": {...}}, ...]`.
 
         Classifiers give the most likely label and every label's probability; score models give
         `label: None` and each target's score on 0-100. A clip the model cannot judge (silence, or far
         shorter than any SOUSA clip) still gets its outputs, with a `"warning"` saying why not to trust them.
+        A model with a stroke head also gives `"strokes"` over the whole take (in windows of the model's
+        `max_seconds` when it is longer): each stroke's `time_ms` (from the take's start), `velocity` (0-127),
+        `is_grace` and `confidence`, and with `tempo_bpm` its `deviation_ms` from the nearest position of a
+        grid of `subdivision` per beat (negative: early).
+
+        Args:
+            tempo_bpm: the metronome's tempo; required by a model trained with `use_tempo`.
         """
+        if self.needs_tempo and tempo_bpm is None:
+            raise SousaDataError("this model takes the performance's tempo: pass tempo_bpm (sousa-hf predict --tempo "
+                                 "BPM), the metronome's beats per minute")
         results = []
         for start in range(0, len(audios), self.batch_size):
             batch = audios[start : start + self.batch_size]
-            inputs = self.adapter([self.adapter.prepare(array, rate) for array, rate in batch],
-                                  sampling_rate=self.adapter.sampling_rate)
-            inputs = {key: value.to(self.model.device) for key, value in inputs.items()}
-            output = self.model(**inputs)
-            for (array, rate), result in zip(batch, self._decode(output)):
+            decoded = self._decode(self._forward([self.adapter.prepare(array, rate) for array, rate in batch],
+                                                 tempo_bpm))
+            for (array, rate), result in zip(batch, decoded):
+                if self.transcribes_strokes:
+                    result["strokes"] = self.take_strokes(array, rate, tempo_bpm, subdivision)
                 warning = input_warning(np.asarray(array), int(rate))
                 results.append({**result, "warning": warning} if warning else result)
         return results
 
+    def _forward(self, arrays: list[np.ndarray], tempo_bpm: float | None):
+        inputs = self.adapter(arrays, sampling_rate=self.adapter.sampling_rate)
+        if tempo_bpm is not None and self.needs_tempo:
+            inputs["tempo_bpm"] = torch.full((len(arrays),), float(tempo_bpm))
+        return self.model(**{key: value.to(self.model.device) for key, value in inputs.items()})
+
+    def take_strokes(self, array: np.ndarray, sampling_rate: int, tempo_bpm: float | None = None,
+                     subdivision: int = 4) -> list[dict]:
+        """Every stroke of a whole take (see `predict`). A take longer than the model's window is read in windows
+        overlapping by `2 * STROKE_WINDOW_MARGIN_S`; each keeps the strokes away from its cut edges."""
+        rate = self.adapter.sampling_rate
+        take = self.adapter.prepare(array, sampling_rate, crop=False)
+        window = self.adapter.max_seconds
+        if window is None or take.size <= window * rate:
+            spans = [(0.0, take.size / rate)]
+        else:
+            step = window - 2 * STROKE_WINDOW_MARGIN_S
+            starts = [*np.arange(0.0, take.size / rate - window, step), take.size / rate - window]
+            spans = [(float(s), float(s) + window) for s in starts]
+        times, velocities, graces, confidences = [], [], [], []
+        for first in range(0, len(spans), self.batch_size):
+            chunk = spans[first : first + self.batch_size]
+            output = self._forward([take[int(round(a * rate)) : int(round(b * rate))] for a, b in chunk], tempo_bpm)
+            logits = output.stroke_logits.float().cpu().numpy()
+            masks = output.frame_mask.cpu().numpy() if output.frame_mask is not None else None
+            for i, (begin, end) in enumerate(chunk):
+                found = decode_strokes(logits[i], self.model.config.frame_seconds,
+                                       frames=int(masks[i].sum()) if masks is not None else None,
+                                       threshold=self.model.config.stroke_threshold)
+                at = found["time_ms"] / 1000.0 + begin
+                # The part of the take this window answers for: up to the middle of its overlap with each neighbour.
+                k = first + i
+                low = 0.5 * (begin + spans[k - 1][1]) if k else -np.inf
+                high = 0.5 * (end + spans[k + 1][0]) if k + 1 < len(spans) else np.inf
+                keep = (at >= low) & (at < high)
+                times.extend(1000.0 * at[keep])
+                velocities.extend(found["velocity"][keep])
+                graces.extend(found["is_grace"][keep])
+                confidences.extend(found["confidence"][keep])
+        times = np.asarray(times, dtype=np.float64)
+        deviations = grid_deviations(times, tempo_bpm, subdivision) if tempo_bpm else None
+        return [{"time_ms": round(float(t), 2), "velocity": round(float(v) * 127.0, 1), "is_grace": bool(g),
+                 "confidence": round(float(c), 3),
+                 **({"deviation_ms": round(float(deviations[k]), 2)} if deviations is not None else {})}
+                for k, (t, v, g, c) in enumerate(zip(times, velocities, graces, confidences))]
+
     def _decode(self, output) -> list[dict]:
         config = self.model.config
+        if config.task_kind == "strokes":
+            return [{"label": None, "scores": {}} for _ in range(output.stroke_logits.shape[0])]
         if self.is_classifier:
             probabilities = output.logits.float().softmax(-1).cpu().numpy()
             return [{"label": config.id2label[int(row.argmax())],
@@ -92,21 +164,32 @@ class SousaPredictor:
         return [{"label": None, "scores": {name: float(s) for name, s in zip(config.target_names, row)}}
                 for row in scores]
 
-    def predict_files(self, paths: Iterable[str | Path], progress: bool = True) -> list[dict]:
+    def predict_files(self, paths: Iterable[str | Path], progress: bool = True, tempo_bpm: float | None = None,
+                      subdivision: int = 4, timeline_dir: str | Path | None = None) -> list[dict]:
         """Predict for files and folders (searched recursively for audio files), in batches.
 
-        A file that cannot be read or processed gets `{"file", "error"}` and the rest go on.
+        A file that cannot be read or processed gets `{"file", "error"}` and the rest go on. `tempo_bpm`
+        and `subdivision` are as for `predict`; with `timeline_dir`, a stroke model also draws each take's
+        timeline there (`<file name>.png`: the waveform, the strokes found, their deviations from the grid)
+        and names it in the result's `"timeline"`.
         """
+        if self.needs_tempo and tempo_bpm is None:
+            raise SousaDataError("this model takes the performance's tempo: pass --tempo BPM (tempo_bpm), the "
+                                 "metronome's beats per minute")
+        if timeline_dir is not None and not self.transcribes_strokes:
+            raise SousaDataError("a timeline shows strokes, and this model has no stroke head (train with task: "
+                                 "strokes or aux_strokes)")
         files = list(expand_audio_paths(paths))
         results = []
         with tqdm(total=len(files), desc="predicting", unit="clip", disable=not progress) as bar:
             for start in range(0, len(files), self.batch_size):
                 chunk = files[start : start + self.batch_size]
-                results.extend(self._predict_chunk(chunk))
+                results.extend(self._predict_chunk(chunk, tempo_bpm, subdivision, timeline_dir))
                 bar.update(len(chunk))
         return results
 
-    def _predict_chunk(self, files: list[Path]) -> list[dict]:
+    def _predict_chunk(self, files: list[Path], tempo_bpm: float | None, subdivision: int,
+                       timeline_dir: str | Path | None) -> list[dict]:
         decoded, results = {}, {}
         for file in files:
             try:
@@ -114,15 +197,24 @@ class SousaPredictor:
             except Exception as err:  # any unreadable file is reported, never fatal
                 results[file] = {"file": str(file), "error": _describe(err)}
         try:
-            predictions = self.predict(list(decoded.values())) if decoded else []
+            predictions = self.predict(list(decoded.values()), tempo_bpm, subdivision) if decoded else []
             for file, prediction in zip(decoded, predictions):
                 results[file] = {"file": str(file), **prediction}
         except Exception:  # one bad clip (e.g. NaN samples) must not cost the batch: retry clip by clip
             for file, audio in decoded.items():
                 try:
-                    results[file] = {"file": str(file), **self.predict([audio])[0]}
+                    results[file] = {"file": str(file), **self.predict([audio], tempo_bpm, subdivision)[0]}
                 except Exception as err:
                     results[file] = {"file": str(file), "error": _describe(err)}
+        if timeline_dir is not None:
+            from .stroke_timeline import plot_stroke_timeline
+
+            for file, (array, rate) in decoded.items():
+                if "strokes" in results[file]:
+                    path = Path(timeline_dir) / f"{file.name}.png"
+                    plot_stroke_timeline(array, rate, results[file]["strokes"], path, tempo_bpm=tempo_bpm,
+                                         title=file.name)
+                    results[file]["timeline"] = str(path)
         for file, result in results.items():
             if "error" in result:
                 logger.warning("skipped %s: %s", file, result["error"])

@@ -35,6 +35,12 @@ class Recipe:
         backbone_config: overrides of the backbone config's fields.
         feature_extractor: a folder (or Hub id) whose feature extractor replaces the backbone's, e.g. the
             one `sousa-hf adapters stats` saves with SOUSA's spectrogram statistics; same family as `backbone`.
+        feature_extractor_config: settings of a `<family>:random/tiny` backbone's default extractor, e.g.
+            `{hop_length: 220, feature_size: 64}` for the CNN's 5 ms frames.
+        temporal_blocks: residual dilated convolutions over the backbone's frames before pooling (`SousaConfig`).
+        aux_strokes: weight of a stroke-transcription loss added to a clip task's (0: none); needs the data's
+            `auxiliary/strokes.parquet`. The `strokes` task trains transcription alone.
+        use_tempo: the model takes the clip's `tempo_bpm` as an input (then required to predict).
         length: the adapter's `LengthPolicy` (`max_seconds`, `train_crop`, `eval_crop`).
         pooling, classifier_dropout, regression_loss, huber_delta, target_weights: see `SousaConfig`.
         training_mode: `full`, `freeze_feature_encoder`, `freeze_backbone` or `lora`.
@@ -66,12 +72,16 @@ class Recipe:
     backbone: str = "cnn:random"
     backbone_config: dict[str, Any] = field(default_factory=dict)
     feature_extractor: str | None = None
+    feature_extractor_config: dict[str, Any] = field(default_factory=dict)
     length: dict[str, Any] = field(default_factory=dict)
     pooling: str = "mean"
     classifier_dropout: float = 0.1
     regression_loss: str = "mse"
     huber_delta: float = 1.0
     target_weights: dict[str, float] | list[float] | None = None
+    temporal_blocks: int = 0
+    aux_strokes: float = 0.0
+    use_tempo: bool = False
     training_mode: str = "full"
     lora: dict[str, Any] = field(default_factory=dict)
     class_weights: bool = True
@@ -94,8 +104,9 @@ TRAINING_KEYS = {f.name for f in dataclasses.fields(TrainingArguments) if f.init
 _DICT_KEYS = {name for name in RECIPE_KEYS if isinstance(getattr(Recipe(), name), dict)}
 # The keys that make a run's model and data: a checkpoint resumes only under a recipe that agrees on them.
 RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "backbone", "backbone_config",
-                     "feature_extractor", "length", "pooling", "classifier_dropout", "regression_loss", "huber_delta",
-                     "target_weights", "training_mode", "lora", "class_weights", "filters", "apply_default_filter",
+                     "feature_extractor", "feature_extractor_config", "length", "pooling", "classifier_dropout",
+                     "regression_loss", "huber_delta", "target_weights", "temporal_blocks", "aux_strokes",
+                     "use_tempo", "training_mode", "lora", "class_weights", "filters", "apply_default_filter",
                      "bad_audio", "max_train_samples")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 # Never written to a run's recipe.yaml, which is uploaded with the model.

@@ -38,7 +38,8 @@ TRAINING_RANGES: dict[str, tuple] = {
 RECIPE_RANGES: dict[str, tuple] = {
     "classifier_dropout": _UNIT, "huber_delta": _POSITIVE, "synthetic_samples": _POSITIVE,
     "synthetic_seed": _NON_NEGATIVE, "max_train_samples": _POSITIVE, "max_eval_samples": _POSITIVE,
-    "early_stopping_patience": _POSITIVE, "num_proc": _POSITIVE,
+    "early_stopping_patience": _POSITIVE, "num_proc": _POSITIVE, "temporal_blocks": _NON_NEGATIVE,
+    "aux_strokes": _NON_NEGATIVE,
 }
 
 
@@ -64,6 +65,9 @@ def check_recipe(recipe) -> None:
         if getattr(recipe, key) not in allowed:
             raise SousaDataError(f"recipe key {key}: {getattr(recipe, key)!r} is not one of "
                                  f"{', '.join(map(str, allowed))}")
+    if recipe.aux_strokes and get_task(recipe.task).kind == "strokes":
+        raise SousaDataError("recipe key aux_strokes: the strokes task is stroke transcription itself; aux_strokes "
+                             "adds it to a clip task (skill4, skill_binary, overall_score, multitask, rudiment40)")
     if recipe.cache == "backbone" and recipe.training_mode != "freeze_backbone":
         raise SousaDataError(f"recipe key cache: 'backbone' caches a frozen backbone's outputs, but training_mode is "
                              f"{recipe.training_mode!r}, which trains the backbone; set training_mode: "
@@ -119,7 +123,9 @@ def _type_hints(owner) -> dict[str, Any]:
 def _check_value(key: str, value: Any, annotation: Any, bounds: tuple | None) -> None:
     problem = _misfit(value, annotation)
     if problem:
-        raise SousaDataError(f"recipe key {key}: {problem}, got {value!r}")
+        hint = (f" (YAML reads an unquoted no/yes/off/on as a boolean: quote it, {key}: 'no')"
+                if isinstance(value, bool) and "text" in problem else "")
+        raise SousaDataError(f"recipe key {key}: {problem}, got {value!r}{hint}")
     if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
         _check_range(key, value, bounds)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .data.tasks import SousaTask, get_task
-from .metrics import SLICE_COLUMNS, sliced_metrics, task_metrics
+from .metrics import SLICE_COLUMNS, sliced_metrics, task_metrics, tempo_band
+from .stroke_transcription import stroke_metrics
 
 
 def write_report(output_dir: str | Path, task: SousaTask | str, split: str, predictions: np.ndarray,
@@ -50,6 +51,30 @@ def write_report(output_dir: str | Path, task: SousaTask | str, split: str, pred
                                   title=f"{task.name} on {split}" + (" (families)" if "family" in name else ""))
     for name, values in sliced_metrics(task, predictions, labels, labels_mask, columns).items():
         _write_json(folder / f"per_{name}.json", values)
+    return results
+
+
+def write_stroke_report(output_dir: str | Path, split: str, references: list[dict], estimates: list[dict],
+                        columns: dict[str, list], extra: dict | None = None) -> dict:
+    """The `strokes` task's report: `results.json` with `stroke_metrics` over every clip, and the same per skill
+    tier, augmentation preset, tempo band and rudiment in `metrics/`."""
+    output_dir = Path(output_dir)
+    folder = output_dir / "metrics"
+    folder.mkdir(parents=True, exist_ok=True)
+    results = _nan_to_none({"task": "strokes", "split": split, "metrics": stroke_metrics(references, estimates),
+                            "num_examples": len(references),
+                            "num_strokes": int(sum(len(r["time_ms"]) for r in references)), **(extra or {})})
+    _write_json(output_dir / "results.json", results)
+    for name, column in SLICE_COLUMNS.items():
+        if column not in columns:
+            continue
+        keys = [tempo_band(v) if name == "tempo_band" else str(v) for v in columns[column]]
+        per_value = {}
+        for key in sorted(set(keys)):
+            rows = [i for i, k in enumerate(keys) if k == key]
+            per_value[key] = {"count": len(rows), **stroke_metrics([references[i] for i in rows],
+                                                                   [estimates[i] for i in rows])}
+        _write_json(folder / f"per_{name}.json", per_value)
     return results
 
 
@@ -104,4 +129,4 @@ def format_metrics_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SLICE_COLUMNS", "format_metrics_table", "write_report"]
+__all__ = ["SLICE_COLUMNS", "format_metrics_table", "write_report", "write_stroke_report"]

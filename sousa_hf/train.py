@@ -28,14 +28,14 @@ from .data.errors import SousaDataError
 from .data.loading import data_origin, load_sousa
 from .data.synthetic import make_synthetic_sousa
 from .data.tasks import SousaTask, class_weights, get_task, prepare_task
-from .evaluation import evaluate_split
+from .evaluation import evaluate_split, tune_stroke_threshold
 from .hub import check_hub_strategy, check_push_target, push_model
 from .metrics import SousaMetrics
 from .recipe import Recipe, dump_recipe
 from .recipe_checks import check_recipe, check_training_values
 from .report import format_metrics_table
 from .run_folder import check_output_dir, finished_run, holds_finished_model, resume_checkpoint
-from .trainer import SousaTrainer
+from .trainer import SousaTrainer, task_label_names
 from .training_modes import LoraSettings, apply_training_mode, merge_lora
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def training_arguments(recipe: Recipe, task: SousaTask, values: dict) -> Trainin
         greater_is_better=task.main_metric not in ("mae", "mse"), save_total_limit=2, report_to="none",
         # The datasets decode audio in a transform: Trainer must not drop the columns it reads.
         remove_unused_columns=False,
-        label_names=["labels", "labels_mask"] if task.kind == "multitask" else ["labels"],
+        label_names=task_label_names(task.kind),
     )
     try:
         return TrainingArguments(**{**defaults, **values})
@@ -117,7 +117,7 @@ def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments, model=
     """
     with args.main_process_first(desc="preparing SOUSA"):
         source = recipe.data if recipe.data is not None else synthetic_source(recipe)
-        splits = load_sousa(source, "audio")
+        splits = load_sousa(source, "audio", strokes=task.kind == "strokes" or bool(recipe.aux_strokes))
     wanted = {"train", recipe.eval_split, recipe.test_split}
     missing = wanted - set(splits)
     if missing:
@@ -129,7 +129,8 @@ def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments, model=
             with args.main_process_first(desc=f"caching the backbone's outputs for {name}"):
                 split, skipped[name] = check_audio(split, recipe.bad_audio, name, num_proc=recipe.num_proc)
                 split = cache_backbone_outputs(split, model, adapter, num_proc=recipe.num_proc)
-        split = prepare_task(split, task, apply_default_filter=recipe.apply_default_filter, filters=recipe.filters)
+        split = prepare_task(split, task, apply_default_filter=recipe.apply_default_filter, filters=recipe.filters,
+                             stroke_labels=bool(recipe.aux_strokes))
         limit = recipe.max_train_samples if name == "train" else recipe.max_eval_samples
         if limit is not None and len(split) > limit:
             split = split.select(range(limit))
@@ -176,7 +177,8 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         task.name, recipe.backbone, backbone_config=recipe.backbone_config, length=LengthPolicy(**recipe.length),
         pooling=recipe.pooling, classifier_dropout=recipe.classifier_dropout, regression_loss=recipe.regression_loss,
         huber_delta=recipe.huber_delta, target_weights=recipe.target_weights,
-        feature_extractor=recipe.feature_extractor)
+        feature_extractor=recipe.feature_extractor, feature_extractor_config=recipe.feature_extractor_config,
+        temporal_blocks=recipe.temporal_blocks, aux_strokes=recipe.aux_strokes, use_tempo=recipe.use_tempo)
     if args.process_index == 0 and not holds_finished_model(args.output_dir):
         # First, so that a crashed run's checkpoints say which recipe made them. A folder with a finished
         # model got here only under that model's own recipe, whose record stays as it is.
@@ -197,7 +199,8 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
     if recipe.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
     trainer = SousaTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
-                           data_collator=SousaCollator(adapter), compute_metrics=SousaMetrics(task),
+                           data_collator=SousaCollator(adapter),
+                           compute_metrics=SousaMetrics(task, frame_seconds=model_config(model).frame_seconds),
                            processing_class=adapter.feature_extractor, class_weights=weights, callbacks=callbacks,
                            hub_token=hub_token)
     if checkpoint:
@@ -205,12 +208,16 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
     trainer.train(resume_from_checkpoint=checkpoint)
 
     final = merge_lora(trainer.model)
+    if task.kind == "strokes":  # peak picking tuned on validation before the model is saved and tested
+        model_config(final).stroke_threshold = tune_stroke_threshold(trainer, evaluation)
     if trainer.is_world_process_zero():
         final.save_pretrained(args.output_dir)
         adapter.save_pretrained(args.output_dir)
     trainer.model = final
-    extra = {"backbone": recipe.backbone, "data": recipe.data or "synthetic", 
+    extra = {"backbone": recipe.backbone, "data": recipe.data or "synthetic",
              "data_origin": data_origin(recipe.data) if recipe.data is not None else "synthetic"}
+    if task.kind == "strokes":
+        extra["stroke_threshold"] = model_config(final).stroke_threshold
     if skipped:
         extra["skipped_bad_audio"] = {name: {"count": len(ids), "sample_ids": ids} for name, ids in skipped.items()}
     results = evaluate_split(trainer, splits[recipe.test_split], adapter, task, args.output_dir, recipe.test_split,

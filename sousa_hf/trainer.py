@@ -18,6 +18,13 @@ from transformers import Trainer
 from .modeling_sousa import SousaPreTrainedModel
 
 
+def task_label_names(task_kind: str) -> list[str]:
+    """The batch keys a task's labels are in (Trainer's `label_names`)."""
+    if task_kind == "strokes":
+        return ["stroke_onsets", "stroke_velocities", "stroke_is_grace"]
+    return ["labels", "labels_mask"] if task_kind == "multitask" else ["labels"]
+
+
 class SousaTrainer(Trainer):
     """A `Trainer` for SOUSA models.
 
@@ -58,42 +65,60 @@ class SousaTrainer(Trainer):
         # `num_items_in_batch` into the model or rescale the loss.
         self.model_accepts_loss_kwargs = False
         if self.args.label_names is None:  # a PEFT wrapper hides the head's signature from Trainer
-            self.label_names = ["labels", "labels_mask"] if self.task_kind == "multitask" else ["labels"]
+            self.label_names = task_label_names(self.task_kind)
+        self._accumulated_rows = None
+
+    def _per_accumulated_batch(self, batch_mean: torch.Tensor, rows: int, num_items_in_batch) -> torch.Tensor:
+        """A loss averaged over this batch's rows, as its share of the mean over the whole accumulated batch."""
+        if num_items_in_batch is None or self._accumulated_rows is None:
+            return batch_mean
+        return batch_mean * rows / self._accumulated_rows.to(batch_mean.device, batch_mean.dtype)
 
     @staticmethod
     def _head(model: torch.nn.Module) -> SousaPreTrainedModel:
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        if not hasattr(base, "task_loss"):
+        if not hasattr(base, "task_loss") and not hasattr(base, "strokes"):
             raise TypeError("SousaTrainer trains SOUSA heads (built by sousa_hf.build_model), not "
                             f"{type(base).__name__}")
         return base
 
     def get_batch_samples(self, epoch_iterator: Iterator, num_batches: int, device: torch.device):
         batches, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
-        if not batches or "labels" not in batches[0]:
+        label = "stroke_onsets" if self.task_kind == "strokes" else "labels"
+        if not batches or label not in batches[0]:
             return batches, None
-        if self.task_kind == "multitask":
-            counts = sum(batch["labels_mask"].sum(dim=0) for batch in batches)
-        else:
-            counts = torch.tensor(sum(batch["labels"].shape[0] for batch in batches))
+        rows = torch.tensor(sum(batch[label].shape[0] for batch in batches), device=device)
+        counts = sum(batch["labels_mask"].sum(dim=0) for batch in batches) if self.task_kind == "multitask" else rows
         counts = counts.to(device)
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             counts = self.accelerator.reduce(counts, reduction="sum")
+            rows = self.accelerator.reduce(rows, reduction="sum")
+        self._accumulated_rows = rows  # what a stroke loss (a mean per batch) is rescaled by
         return batches, counts
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # The head computes its task's loss; the Trainer supplies class weights and the counts that
-        # make it independent of how a batch is split.
+        # make it independent of how a batch is split. Stroke labels stay in the inputs: the model
+        # turns them into frame targets at its own frame rate.
         inputs = dict(inputs)
         labels, labels_mask = inputs.pop("labels", None), inputs.pop("labels_mask", None)
         outputs = model(**inputs)
-        if labels is None:
-            raise ValueError(f"SousaTrainer needs 'labels' in every batch; got {sorted(inputs)} (prepare the "
-                             "dataset with sousa_hf.prepare_task)")
         head = self._head(self.accelerator.unwrap_model(model))
-        prediction = outputs["logits"] if self.task_kind == "classification" else outputs["predictions"]
-        loss = head.task_loss(prediction, labels, labels_mask, class_weights=self.class_weights,
-                              num_items=num_items_in_batch)
+        if self.task_kind == "strokes":
+            if outputs.get("loss") is None:
+                raise ValueError("SousaTrainer needs stroke labels (stroke_onsets, ...) in every batch of a strokes "
+                                 "model; prepare the dataset with sousa_hf.prepare_task(..., 'strokes')")
+            loss = self._per_accumulated_batch(outputs["loss"], inputs["stroke_onsets"].shape[0], num_items_in_batch)
+        else:
+            if labels is None:
+                raise ValueError(f"SousaTrainer needs 'labels' in every batch; got {sorted(inputs)} (prepare the "
+                                 "dataset with sousa_hf.prepare_task)")
+            prediction = outputs["logits"] if self.task_kind == "classification" else outputs["predictions"]
+            loss = head.task_loss(prediction, labels, labels_mask, class_weights=self.class_weights,
+                                  num_items=num_items_in_batch)
+            if outputs.get("stroke_loss") is not None:  # aux_strokes: the stroke loss beside the task's
+                stroke = self._per_accumulated_batch(outputs["stroke_loss"], labels.shape[0], num_items_in_batch)
+                loss = loss + head.config.aux_strokes * stroke
         if num_items_in_batch is not None and self.args.average_tokens_across_devices and self.args.world_size > 1:
             # DDP averages gradients over processes; each process's share was divided by the global count.
             loss = loss * self.accelerator.num_processes

@@ -1,4 +1,4 @@
-"""The five tasks: label spaces, labels, null masks, default filters and class weights."""
+"""The tasks (five per clip, one per stroke): label spaces, labels, null masks, default filters and class weights."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import pytest
 from datasets import Dataset
 
 from sousa_hf import RUDIMENTS, TASKS, SousaDataError, class_weights, get_task, load_sousa, prepare_task
+from sousa_hf.data.tasks import CLIP_TASKS
 
 
-def test_the_five_tasks_and_their_label_spaces():
-    assert list(TASKS) == ["skill4", "skill_binary", "overall_score", "multitask", "rudiment40"]
+def test_the_five_clip_tasks_the_strokes_task_and_their_label_spaces():
+    assert list(CLIP_TASKS) == ["skill4", "skill_binary", "overall_score", "multitask", "rudiment40"]
+    assert list(TASKS) == [*CLIP_TASKS, "strokes"]
+    assert get_task("strokes").kind == "strokes" and get_task("strokes").main_metric == "onset_f1_25ms"
     assert get_task("skill4").id2label == {0: "beginner", 1: "intermediate", 2: "advanced", 3: "professional"}
     assert get_task("skill_binary").label2id == {"novice": 0, "skilled": 1}
     assert get_task("overall_score").num_labels == 1

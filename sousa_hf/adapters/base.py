@@ -132,28 +132,33 @@ class AudioAdapter:
         return BatchFeature({key: [item[key][0] for item in items] for key in items[0]} if items else {})
 
     def prepare(self, audio, sampling_rate: int, *, train: bool = False,
-                generator: np.random.Generator | None = None, crop: bool = True) -> np.ndarray:
+                generator: np.random.Generator | None = None, crop: bool = True, return_start: bool = False
+                ) -> np.ndarray | tuple[np.ndarray, float]:
         """Downmix, resample to the backbone's rate, crop per the length policy (unless `crop=False`),
-        zero-pad to `min_seconds`."""
+        zero-pad to `min_seconds`. With `return_start`, also where the kept part starts in the clip (seconds):
+        what stroke times must be shifted by."""
         array = to_mono(np.asarray(audio, dtype=np.float32))
         if array.size == 0:
             raise SousaDataError(f"{self.name} adapter: got an empty clip (0 samples)")
         if not np.isfinite(array).all():
             raise SousaDataError(f"{self.name} adapter: the clip holds NaN or infinite samples")
         array = resample(array, int(sampling_rate), self.sampling_rate)
+        start = 0
         if crop:
-            array = self.crop(array, train=train, generator=generator)
+            array, start = self.crop(array, train=train, generator=generator, return_start=True)
         shortest = int(np.ceil(self.min_seconds * self.sampling_rate))
         if array.size < shortest:
             array = np.pad(array, (0, shortest - array.size))
-        return array
+        return (array, start / self.sampling_rate) if return_start else array
 
-    def crop(self, array: np.ndarray, *, train: bool, generator: np.random.Generator | None = None) -> np.ndarray:
+    def crop(self, array: np.ndarray, *, train: bool, generator: np.random.Generator | None = None,
+             return_start: bool = False) -> np.ndarray | tuple[np.ndarray, int]:
+        """The policy's crop of a clip at the backbone's rate (and, with `return_start`, its first sample)."""
         if self.max_seconds is None:
-            return array
+            return (array, 0) if return_start else array
         keep = int(round(self.max_seconds * self.sampling_rate))
         if array.size <= keep:
-            return array
+            return (array, 0) if return_start else array
         if not self._warned_crop:
             logger.warning(
                 "%s adapter: cropping a %.1f s clip to %.1f s (length policy max_seconds=%s, %s crop); %s",
@@ -168,7 +173,7 @@ class AudioAdapter:
         else:
             generator = generator if generator is not None else np.random.default_rng()
             start = int(generator.integers(0, array.size - keep + 1))
-        return array[start : start + keep]
+        return (array[start : start + keep], start) if return_start else array[start : start + keep]
 
     def extract(self, arrays: list[np.ndarray], return_tensors: str | None = "pt", train: bool = False) -> BatchFeature:
         """Call the feature extractor on prepared clips (at its rate), padded to one batch."""

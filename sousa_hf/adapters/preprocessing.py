@@ -26,6 +26,10 @@ from ..data.errors import SousaDataError
 from .base import AudioAdapter
 
 LABEL_COLUMNS = ("labels", "labels_mask")
+# The stroke head's labels (times in ms from the clip's start: shifted here by each clip's crop).
+STROKE_COLUMNS = ("stroke_onsets", "stroke_velocities", "stroke_is_grace")
+# What else a model may take beside its audio: the metronome tempo (`use_tempo` models).
+PASSED_COLUMNS = (*LABEL_COLUMNS, *STROKE_COLUMNS, "tempo_bpm")
 CACHES = ("features", "waveform")
 _INT16_SCALE = 32767.0
 logger = logging.getLogger(__name__)
@@ -44,19 +48,16 @@ class ModelInputs:
 
     def __call__(self, batch: dict) -> dict:
         _single_threaded_in_workers()
-        clips = self._clips(batch)
-        out: dict[str, list] = {}
-        rates = {rate for _, rate in clips}
-        groups = [[array for array, _ in clips]] if len(rates) == 1 else [[array] for array, _ in clips]
-        group_rates = list(rates) if len(rates) == 1 else [rate for _, rate in clips]
-        for arrays, rate in zip(groups, group_rates):
-            inputs = self.adapter(arrays, rate, train=self.train, generator=self.generator, padding=False,
-                                  return_tensors=None)
-            for key, values in inputs.items():
-                out.setdefault(key, []).extend(values)
-        for column in LABEL_COLUMNS:
+        prepared = [self.adapter.prepare(array, rate, train=self.train, generator=self.generator, return_start=True)
+                    for array, rate in self._clips(batch)]
+        out: dict[str, list] = dict(self.adapter([array for array, _ in prepared], self.adapter.sampling_rate,
+                                                 train=self.train, padding=False, return_tensors=None))
+        for column in PASSED_COLUMNS:
             if column in batch:
                 out[column] = batch[column]
+        if "stroke_onsets" in batch:
+            kept = [(start, array.size / self.adapter.sampling_rate) for array, start in prepared]
+            out.update(_strokes_in_crops(batch, kept))
         return out
 
     def _clips(self, batch: dict) -> list[tuple[np.ndarray, int]]:
@@ -67,6 +68,18 @@ class ModelInputs:
             raise SousaDataError("the dataset has no 'audio' column; load the 'audio' config")
         ids = batch.get("sample_id") or [None] * len(batch["audio"])
         return [decode_audio(cell, sample_id) for cell, sample_id in zip(batch["audio"], ids)]
+
+
+def _strokes_in_crops(batch: dict, kept: list[tuple[float, float]]) -> dict[str, list]:
+    """The stroke labels of the part of each clip that was kept (`(start, seconds)`), timed from its start."""
+    out = {column: [] for column in STROKE_COLUMNS}
+    for i, (start, seconds) in enumerate(kept):
+        onsets = np.asarray(batch["stroke_onsets"][i], dtype=np.float64) - 1000.0 * start
+        inside = (onsets >= 0) & (onsets < 1000.0 * seconds)
+        out["stroke_onsets"].append(onsets[inside].tolist())
+        for column in STROKE_COLUMNS[1:]:
+            out[column].append(np.asarray(batch[column][i])[inside].tolist())
+    return out
 
 
 def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache: str | None = None,
@@ -92,16 +105,17 @@ def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache
         if cache is not None:
             raise SousaDataError("a streamed dataset cannot be cached; use cache=None (on the fly) when streaming")
         # A decoded stream has no known columns to drop; the collator keeps just what it needs.
-        drop = [c for c in (dataset.column_names or []) if c not in LABEL_COLUMNS]
+        drop = [c for c in (dataset.column_names or []) if c not in PASSED_COLUMNS]
         return dataset.map(ModelInputs(adapter, train, seed), batched=True, batch_size=8, remove_columns=drop or None)
 
     cached = [c for c in ("cached_layer_stats", "cached_hidden_states") if c in dataset.column_names]
     if cached:  # a frozen backbone's outputs (sousa_hf.backbone_cache): read as they are
-        return dataset.with_format("numpy", columns=[*cached, *(c for c in LABEL_COLUMNS if c in dataset.column_names)])
-    drop = [c for c in dataset.column_names if c not in LABEL_COLUMNS]
+        passed = [c for c in PASSED_COLUMNS if c in dataset.column_names]
+        return dataset.with_format("numpy", columns=[*cached, *passed])
+    drop = [c for c in dataset.column_names if c not in PASSED_COLUMNS]
     # Format only what the inputs are made from: turning SOUSA's 40 other columns into Python
     # objects on every access costs as much as resampling.
-    needed = [c for c in ("audio", "sample_id", *LABEL_COLUMNS) if c in dataset.column_names]
+    needed = [c for c in ("audio", "sample_id", *PASSED_COLUMNS) if c in dataset.column_names]
     if cache is None:
         return dataset.with_transform(ModelInputs(adapter, train, seed), columns=needed)
     if cache == "features":
@@ -124,7 +138,7 @@ def _cache_features(adapter: AudioAdapter, dataset: Dataset) -> Features:
     first axis where clip length changes it) read back into numpy far faster than nested lists."""
     short, long = (adapter([np.zeros(int(s * adapter.sampling_rate) + 1, np.float32)], adapter.sampling_rate,
                            padding=False, return_tensors=None) for s in (1.0, 2.0))
-    features = Features({c: dataset.features[c] for c in LABEL_COLUMNS if c in dataset.column_names})
+    features = Features({c: dataset.features[c] for c in PASSED_COLUMNS if c in dataset.column_names})
     for key in short:
         a, b = np.asarray(short[key][0]), np.asarray(long[key][0])
         dtype = str(a.dtype)
@@ -151,7 +165,7 @@ class _Int16Waveform:
         for array, rate in clips:
             resampled = self.adapter.prepare(array, rate, crop=False)
             out["waveform"].append(np.clip(np.rint(resampled * _INT16_SCALE), -32768, 32767).astype(np.int16))
-        for column in LABEL_COLUMNS:
+        for column in PASSED_COLUMNS:
             if column in batch:
                 out[column] = batch[column]
         return out

@@ -42,6 +42,7 @@ def load_sousa(
     decode: bool = True,
     check_leakage: bool = True,
     cache_dir: str | None = None,
+    strokes: bool = False,
 ) -> DatasetDict | Dataset | IterableDatasetDict | IterableDataset:
     """Load SOUSA from the Hub, a local folder in the Hub layout, Parquet files or a loaded dataset.
 
@@ -63,6 +64,8 @@ def load_sousa(
         decode: decode audio on access; `False` keeps the stored `{"bytes", "path"}` cells.
         check_leakage: fail when a `profile_id` or `augmentation_group_id` is in two splits.
         cache_dir: passed to `datasets.load_dataset`.
+        strokes: add each clip's per-stroke labels from `auxiliary/strokes.parquet` as a `strokes` column
+            (see `sousa_hf.data.strokes`); a source without that file is an error.
 
     Returns:
         A `DatasetDict` (`IterableDatasetDict` when streaming), or one split's dataset when `split`
@@ -87,6 +90,12 @@ def load_sousa(
         ids = reload_ids() if streaming else {name: _column_sets(ds) for name, ds in prepared.items()}
         check_split_leakage(ids, where)
 
+    if strokes:
+        from .strokes import AUDIO_OFFSET_MS, stroke_table, strokes_by_sample, with_strokes
+
+        offset = AUDIO_OFFSET_MS.get(data_origin(source), AUDIO_OFFSET_MS["sousa"])
+        by_sample = strokes_by_sample(stroke_table(source, cache_dir=cache_dir), offset)
+        prepared = {name: with_strokes(ds, by_sample) for name, ds in prepared.items()}
     if decode:
         prepared = {name: with_decoded_audio(ds) for name, ds in prepared.items()}
     if split is not None:

@@ -17,9 +17,14 @@ from .derived import add_columns
 from .errors import SousaDataError
 from .filters import filter_sousa
 from .rudiments import RUDIMENTS
+from .strokes import audible_onsets
 from .tier_confidence import SKILL_TIERS
 
 SKILL_BINARY: tuple[str, ...] = ("novice", "skilled")
+STROKE_OUTPUTS: tuple[str, ...] = ("onset", "velocity", "grace")
+# What the stroke head learns from, one list per clip (`stroke_labels`).
+STROKE_LABEL_FEATURES = Features({"stroke_onsets": List(Value("float32")), "stroke_velocities": List(Value("float32")),
+                                  "stroke_is_grace": List(Value("bool"))})
 MULTITASK_TARGETS: tuple[str, ...] = ("overall_score", "tempo_stability", "flam_quality", "diddle_quality",
                                       "roll_sustain")
 
@@ -47,16 +52,20 @@ class SousaTask:
     input_columns: tuple[str, ...] = field(init=False)
 
     def __post_init__(self):
-        columns = (self.label_column,) if self.label_column else self.targets
+        columns = ("strokes", "duration_sec") if self.kind == "strokes" else (
+            (self.label_column,) if self.label_column else self.targets)
         object.__setattr__(self, "input_columns", tuple(columns))
 
     @property
     def num_labels(self) -> int:
+        if self.kind == "strokes":
+            return len(STROKE_OUTPUTS)
         return len(self.labels) if self.kind == "classification" else len(self.targets)
 
     @property
     def id2label(self) -> dict[int, str]:
-        names = self.labels if self.kind == "classification" else self.targets
+        names = STROKE_OUTPUTS if self.kind == "strokes" else self.labels if self.kind == "classification" \
+            else self.targets
         return dict(enumerate(names))
 
     @property
@@ -65,6 +74,8 @@ class SousaTask:
 
     @property
     def label_features(self) -> Features:
+        if self.kind == "strokes":
+            return STROKE_LABEL_FEATURES
         if self.kind == "classification":
             return Features({"labels": Value("int64")})
         if self.kind == "regression":
@@ -74,6 +85,8 @@ class SousaTask:
 
     def encode(self, batch: dict) -> dict:
         """Labels for a batch (`{column: list}` holding `input_columns`)."""
+        if self.kind == "strokes":
+            return encode_stroke_labels(batch)
         if self.kind == "classification":
             return {"labels": [self._class_id(value) for value in batch[self.label_column]]}
         values = np.array([[_float_or_nan(v) for v in batch[target]] for target in self.targets], dtype=np.float64).T
@@ -95,6 +108,19 @@ class SousaTask:
             ) from None
 
 
+def encode_stroke_labels(batch: dict) -> dict:
+    """Each clip's heard strokes (`audible_onsets`) as the stroke head's labels: onset (ms), velocity, grace flag."""
+    out = {name: [] for name in STROKE_LABEL_FEATURES}
+    for strokes, seconds in zip(batch["strokes"], batch["duration_sec"]):
+        if strokes is None:
+            raise SousaDataError("a clip has no stroke labels; load the data with load_sousa(..., strokes=True)")
+        heard = audible_onsets(strokes, None if seconds is None else 1000.0 * float(seconds))
+        out["stroke_onsets"].append([float(strokes["onset_ms"][i]) for i in heard])
+        out["stroke_velocities"].append([float(strokes["velocity"][i]) for i in heard])
+        out["stroke_is_grace"].append([bool(strokes["is_grace"][i]) for i in heard])
+    return out
+
+
 def _float_or_nan(value) -> float:
     return math.nan if value is None else float(value)
 
@@ -114,8 +140,12 @@ TASKS: dict[str, SousaTask] = {
                   "diddle_quality, roll_sustain with masks", targets=MULTITASK_TARGETS, main_metric="mae"),
         SousaTask("rudiment40", "classification", "rudiment, 40 classes in PAS order",
                   label_column="rudiment_slug", labels=RUDIMENTS),
+        SousaTask("strokes", "strokes", "stroke transcription: each stroke's onset, velocity and grace-note flag",
+                  main_metric="onset_f1_25ms"),
     )
 }
+# The clip tasks, which a stroke loss can accompany (`aux_strokes`).
+CLIP_TASKS = tuple(name for name, task in TASKS.items() if task.kind != "strokes")
 
 
 def get_task(name: str | SousaTask) -> SousaTask:
@@ -127,22 +157,32 @@ def get_task(name: str | SousaTask) -> SousaTask:
     return TASKS[name]
 
 
-def prepare_task(dataset, task: str | SousaTask, *, apply_default_filter: bool = True, filters: dict | None = None):
+def prepare_task(dataset, task: str | SousaTask, *, apply_default_filter: bool = True, filters: dict | None = None,
+                 stroke_labels: bool = False):
     """Apply the task's default filter (e.g. `tier_confidence > 0.5` for `skill4`) and add `labels`.
 
     Works on a `Dataset`, `IterableDataset` or a dict of them; the stored audio is not rewritten.
-    `filters` are `filter_sousa` arguments applied first (a recipe's `filters`).
+    `filters` are `filter_sousa` arguments applied first (a recipe's `filters`). The `strokes` task adds the
+    stroke head's labels (`stroke_onsets`, `stroke_velocities`, `stroke_is_grace`) instead; `stroke_labels`
+    adds them beside a clip task's `labels` (for `aux_strokes`). Both need the `strokes` column
+    (`load_sousa(..., strokes=True)`).
     """
     task = get_task(task)
     if isinstance(dataset, (DatasetDict, IterableDatasetDict)):
-        prepared = {name: prepare_task(split, task, apply_default_filter=apply_default_filter, filters=filters)
-                    for name, split in dataset.items()}
+        prepared = {name: prepare_task(split, task, apply_default_filter=apply_default_filter, filters=filters,
+                                       stroke_labels=stroke_labels) for name, split in dataset.items()}
         return type(dataset)(prepared)
+    if (task.kind == "strokes" or stroke_labels) and "strokes" not in (dataset.column_names or ()):
+        raise SousaDataError(f"task {task.name!r} with stroke labels needs each clip's strokes: load the data with "
+                             "load_sousa(..., strokes=True) (a recipe with task strokes or aux_strokes does)")
     if filters:
         dataset = filter_sousa(dataset, **filters)
     if apply_default_filter and task.min_tier_confidence is not None:
         dataset = filter_sousa(dataset, min_tier_confidence=task.min_tier_confidence)
-    return add_columns(dataset, task.encode, task.input_columns, task.label_features)
+    dataset = add_columns(dataset, task.encode, task.input_columns, task.label_features)
+    if stroke_labels and task.kind != "strokes":
+        dataset = add_columns(dataset, encode_stroke_labels, ("strokes", "duration_sec"), STROKE_LABEL_FEATURES)
+    return dataset
 
 
 def class_weights(train_dataset: Dataset | IterableDataset, task: str | SousaTask,

@@ -1,0 +1,337 @@
+"""Stroke-level SOUSA: stroke labels in the data layer, the `strokes` task, stroke supervision beside a clip
+task, per-stroke predictions and the timeline a drummer reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.signal import stft
+
+from sousa_hf import SousaDataError, load_sousa, prepare_task
+from sousa_hf.adapters.base import LengthPolicy
+from sousa_hf.adapters.collator import SousaCollator
+from sousa_hf.adapters.preprocessing import prepare_inputs
+from sousa_hf.backbones import build_model
+from sousa_hf.data.strokes import AUDIO_OFFSET_MS, audible_onsets
+from sousa_hf.modeling_sousa import stroke_loss
+from sousa_hf.predict import SousaPredictor
+from sousa_hf.recipe import load_recipe
+from sousa_hf.stroke_timeline import GRACE_COLOUR, STROKE_COLOUR
+from sousa_hf.stroke_transcription import decode_strokes, grid_deviations, stroke_metrics
+from sousa_hf.train import run
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+TUNE_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "sousa-tune"
+DRY_PRESETS = {"clean_studio", "practice_room", "marching_field"}
+TINY_STROKES = ["task=strokes", "backbone=cnn:tiny", "backbone_config={time_pooling: false}",
+                "feature_extractor_config={hop_length: 220, feature_size: 32}", "temporal_blocks=2",
+                "max_steps=3", "per_device_train_batch_size=4", "per_device_eval_batch_size=8", "length.max_seconds=3",
+                "eval_strategy='no'", "logging_steps=1", "num_proc=null", "dataloader_num_workers=0", "seed=0"]
+
+
+def _flux_peaks_ms(audio: np.ndarray, rate: int, onsets_ms: np.ndarray) -> np.ndarray:
+    """For each onset, where the audio's energy rises fastest within -20..+40 ms of it (4 ms frames, 1 ms hop)."""
+    hop, window = rate // 1000, 4 * rate // 1000
+    _, _, spectrum = stft(audio, rate, nperseg=window, noverlap=window - hop, boundary=None, padded=False)
+    flux = np.maximum(0.0, np.diff(np.log1p(1000.0 * np.abs(spectrum)), axis=1)).sum(axis=0)
+    times = 1000.0 * ((np.arange(flux.size) + 1) * hop + window / 2) / rate
+    peaks = []
+    for onset in onsets_ms:
+        near = (times >= onset - 20) & (times <= onset + 40)
+        peaks.append(times[near][np.argmax(flux[near])] if near.any() else np.nan)
+    return np.asarray(peaks)
+
+
+def _isolated_errors(dataset, clips: int) -> np.ndarray:
+    """Heard attack minus labelled `onset_ms` for strokes with no neighbour within 40 ms and velocity >= 40/127."""
+    errors = []
+    for row in dataset.select(range(min(clips, len(dataset)))):
+        if row.get("augmentation_preset", "clean_studio") not in DRY_PRESETS:
+            continue
+        audio = row["audio"]
+        strokes = row["strokes"]
+        heard = audible_onsets(strokes, 1000.0 * len(audio["array"]) / audio["sampling_rate"])
+        onsets = np.asarray(strokes["onset_ms"])[heard]
+        velocity = np.asarray(strokes["velocity"])[heard]
+        gaps = np.diff(onsets)
+        isolated = (np.r_[np.inf, gaps] > 40) & (np.r_[gaps, np.inf] > 40) & (velocity >= 40 / 127)
+        peaks = _flux_peaks_ms(audio["array"], audio["sampling_rate"], onsets[isolated])
+        errors.extend(peaks - onsets[isolated])
+    return np.asarray([e for e in errors if np.isfinite(e)])
+
+
+# --------------------------------------------------------------------------- data layer
+
+
+def test_every_clip_gets_its_strokes_in_time_order(synthetic_dir):
+    train = load_sousa(synthetic_dir, split="train", strokes=True)
+    row = train[0]
+    strokes = row["strokes"]
+    assert set(strokes) >= {"onset_ms", "actual_ms", "intended_ms", "velocity", "is_grace", "is_accent", "hand"}
+    assert len(strokes["onset_ms"]) > 0
+    assert np.all(np.diff(strokes["actual_ms"]) >= 0)
+    assert np.allclose(strokes["onset_ms"], np.asarray(strokes["actual_ms"]) + AUDIO_OFFSET_MS["synthetic"])
+    assert all(0.0 <= v <= 1.0 for v in strokes["velocity"])
+
+
+def test_real_clips_are_shifted_by_the_measured_render_offset(sample_dir):
+    row = load_sousa(sample_dir, split="train", strokes=True, decode=False)[0]
+    strokes = row["strokes"]
+    assert np.allclose(np.asarray(strokes["onset_ms"]) - np.asarray(strokes["actual_ms"]), AUDIO_OFFSET_MS["sousa"],
+                       atol=1e-3)
+
+
+def test_labelled_onsets_land_on_the_attacks_of_real_clips(sample_dir):
+    """On SOUSA's own renders (44.1 kHz), the corrected onset is where the attack is; the raw
+    `actual_time_ms` is several ms early, so the check would fail without the correction."""
+    train = load_sousa(sample_dir, split="train", strokes=True)
+    errors = _isolated_errors(train, clips=40)
+    assert errors.size >= 50, "too few isolated strokes to measure"
+    assert abs(np.median(errors)) <= 2.5, np.median(errors)
+    assert abs(np.median(errors + AUDIO_OFFSET_MS["sousa"])) > 5.0  # what the uncorrected labels would give
+
+
+def test_labelled_onsets_land_on_the_attacks_of_synthetic_clips(synthetic_dir):
+    errors = _isolated_errors(load_sousa(synthetic_dir, split="train", strokes=True), clips=16)
+    assert errors.size >= 50 and abs(np.median(errors)) <= 2.5, np.median(errors)
+
+
+@pytest.mark.skipif(not (TUNE_DIR / "auxiliary" / "strokes.parquet").is_file(), reason="../shared/sousa-tune absent")
+def test_labelled_onsets_land_on_the_attacks_of_the_16khz_tuning_set():
+    validation = load_sousa(TUNE_DIR, split="validation", strokes=True)
+    errors = _isolated_errors(validation, clips=30)
+    assert errors.size >= 50 and abs(np.median(errors)) <= 2.5, np.median(errors)
+
+
+def test_a_source_without_a_stroke_file_is_a_clear_error(synthetic_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "no-strokes"
+    shutil.copytree(synthetic_dir, copy)
+    (copy / "auxiliary" / "strokes.parquet").unlink()
+    with pytest.raises(SousaDataError, match="auxiliary/strokes.parquet"):
+        load_sousa(copy, strokes=True)
+
+
+# --------------------------------------------------------------------------- task, crops, loss, decoding
+
+
+def test_stroke_labels_follow_each_crop(synthetic_dir):
+    """A crop's stroke labels are the strokes inside it, timed from the crop's start."""
+    train = prepare_task(load_sousa(synthetic_dir, split="train", strokes=True), "strokes")
+    model, adapter = build_model("strokes", "cnn:tiny", length=LengthPolicy(max_seconds=1.5),
+                                 backbone_config={"time_pooling": False},
+                                 feature_extractor_config={"hop_length": 220, "feature_size": 32})
+    row = train[0]
+    prepared = prepare_inputs(train, adapter, train=False)[0]
+    seconds = len(row["audio"]["array"]) / row["audio"]["sampling_rate"]
+    start = (seconds - 1.5) / 2 if seconds > 1.5 else 0.0
+    expected = [t - 1000 * start for t in row["stroke_onsets"] if 0 <= t - 1000 * start < 1500]
+    assert prepared["stroke_onsets"] == pytest.approx(expected, abs=1.0)
+    assert len(prepared["stroke_velocities"]) == len(expected) > 0
+    batch = SousaCollator(adapter)([prepared, prepare_inputs(train, adapter, train=False)[1]])
+    assert batch["stroke_onsets"].shape[0] == 2 and (batch["stroke_onsets"][:, -1] >= -1).all()
+    output = model(**batch)
+    assert output.loss.isfinite() and output.stroke_logits.shape[-1] == 3
+
+
+def test_the_stroke_loss_is_lowest_for_the_right_frames_and_ignores_padding():
+    frame_seconds, frames = 0.005, 200
+    onsets = torch.tensor([[100.0, 400.0, -1.0]])
+    velocities, grace = torch.tensor([[0.8, 0.3, 0.0]]), torch.tensor([[0.0, 1.0, 0.0]])
+    logits = torch.full((1, frames, 3), -8.0)
+    logits[0, [20, 80], 0] = 8.0
+    logits[0, [20, 80], 1] = torch.logit(torch.tensor([0.8, 0.3]))
+    logits[0, 80, 2] = 8.0
+    right = stroke_loss(logits, None, onsets, velocities, grace, frame_seconds)
+    shifted = stroke_loss(logits.roll(6, dims=1), None, onsets, velocities, grace, frame_seconds)
+    assert right < shifted
+    padded = stroke_loss(logits, None, torch.tensor([[100.0, 400.0, -1.0, -1.0]]), torch.tensor([[0.8, 0.3, 0, 0.9]]),
+                         torch.tensor([[0.0, 1.0, 0.0, 1.0]]), frame_seconds)
+    assert padded == pytest.approx(right.item())
+
+
+def test_decoding_finds_peaks_between_frames_and_reads_velocity_and_grace():
+    logits = np.full((100, 3), -10.0)
+    logits[30, 0], logits[29, 0], logits[31, 0] = 5.0, 0.0, 2.0  # the peak leans towards frame 31
+    logits[30, 1], logits[30, 2] = 0.0, 4.0
+    logits[70, 0] = 5.0
+    found = decode_strokes(logits, frame_seconds=0.005)
+    assert len(found["time_ms"]) == 2
+    assert 150.0 < found["time_ms"][0] < 155.0 and found["time_ms"][1] == pytest.approx(350.0)
+    assert found["velocity"][0] == pytest.approx(0.5) and found["is_grace"].tolist() == [True, False]
+    assert len(decode_strokes(logits, 0.005, frames=50)["time_ms"]) == 1  # padding frames are not read
+
+
+def test_onset_metrics_follow_mir_evals_windows():
+    reference = [{"time_ms": np.array([100.0, 300.0, 500.0, 700.0]), "velocity": np.array([0.5, 0.5, 0.5, 0.5])}]
+    off_by_15 = [{"time_ms": np.array([115.0, 315.0, 515.0]), "velocity": np.array([0.5, 0.6, 0.5])}]
+    metrics = stroke_metrics(reference, off_by_15)
+    assert metrics["onset_f1_10ms"] == 0.0
+    assert metrics["onset_precision_25ms"] == 1.0 and metrics["onset_recall_25ms"] == 0.75
+    assert metrics["onset_f1_25ms"] == pytest.approx(2 * 0.75 / 1.75)
+    assert metrics["onset_mae_ms"] == pytest.approx(15.0)
+    assert metrics["velocity_mae"] == pytest.approx(0.1 * 127 / 3)
+
+
+def test_grid_deviations_measure_each_stroke_against_the_metronome():
+    step = 60_000 / 120 / 4  # sixteenths at 120 bpm: 125 ms
+    times = 40.0 + step * np.arange(8)
+    times[3] += 12.0
+    times[5] -= 8.0
+    deviations = grid_deviations(times, 120, subdivision=4)
+    assert deviations[3] - np.median(deviations) == pytest.approx(12.0, abs=2.0)
+    assert deviations[5] - np.median(deviations) == pytest.approx(-8.0, abs=2.0)
+    with pytest.raises(ValueError, match="tempo"):
+        grid_deviations(times, 0)
+
+
+# --------------------------------------------------------------------------- training and predicting
+
+
+def _write_take(source: Path, path: Path) -> Path:
+    """The longest of a few test clips of `source`, as a FLAC file (a take a drummer would pass to predict)."""
+    import soundfile
+
+    test = load_sousa(source, split="test")
+    row = max((test[i] for i in range(min(6, len(test)))), key=lambda r: len(r["audio"]["array"]))
+    soundfile.write(path, row["audio"]["array"], row["audio"]["sampling_rate"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic_take(synthetic_dir, tmp_path_factory) -> Path:
+    return _write_take(synthetic_dir, tmp_path_factory.mktemp("takes") / "synthetic_take.flac")
+
+
+@pytest.fixture(scope="module")
+def stroke_run(synthetic_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("strokes") / "run"
+    recipe, training = load_recipe(RECIPES / "strokes_cnn.yaml",
+                                   [*TINY_STROKES, f"data={synthetic_dir}", f"output_dir={out}"])
+    run(recipe, training)
+    return out
+
+
+def test_the_strokes_recipe_reports_onset_f1_at_10_and_25_ms(stroke_run):
+    results = json.loads((stroke_run / "results.json").read_text())
+    assert results["task"] == "strokes" and results["split"] == "test" and results["num_strokes"] > 0
+    assert results["stroke_threshold"] == json.loads((stroke_run / "config.json").read_text())["stroke_threshold"]
+    for name in ("onset_f1_10ms", "onset_f1_25ms", "onset_precision_25ms", "onset_recall_25ms"):
+        assert 0.0 <= results["metrics"][name] <= 1.0, name
+    per_tier = json.loads((stroke_run / "metrics" / "per_skill_tier.json").read_text())
+    assert sum(v["count"] for v in per_tier.values()) == results["num_examples"]
+
+
+def test_a_saved_stroke_model_marks_every_stroke_of_a_real_take_on_its_timeline(stroke_run, sample_dir, tmp_path):
+    """On a real SOUSA take longer than the model's 3 s window: strokes over the whole take, in JSON, and a PNG
+    whose red marker columns are exactly the strokes found."""
+    predictor = SousaPredictor.from_pretrained(str(stroke_run), device="cpu")
+    assert predictor.transcribes_strokes and predictor.model.config.frame_seconds == pytest.approx(0.005, abs=1e-4)
+    audio_file = _write_take(sample_dir, tmp_path / "real_take.flac")
+    # An untrained-looking model may find nothing: make its onset logits fire on a known grid instead,
+    # so that what the PNG must show is known.
+    head = predictor.model.strokes
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([-20.0, 0.0, -20.0]))
+    (result,) = predictor.predict_files([audio_file], progress=False, tempo_bpm=100, timeline_dir=tmp_path)
+    assert result["strokes"] == [] and Path(result["timeline"]).is_file()
+
+    def fire_every(frames: int):
+        def hook(module, inputs, output):
+            output = output.clone()
+            output[:, ::frames, 0] = 20.0
+            return output
+        return head.register_forward_hook(hook)
+
+    handle = fire_every(100)  # a stroke every 500 ms of each window
+    try:
+        (result,) = predictor.predict_files([audio_file], progress=False, tempo_bpm=100, timeline_dir=tmp_path)
+    finally:
+        handle.remove()
+    strokes = result["strokes"]
+    take_ms = 1000.0 * soundfile_seconds(audio_file)
+    assert take_ms > 3500, "the take should be longer than the model's window"
+    assert set(strokes[0]) == {"time_ms", "velocity", "is_grace", "confidence", "deviation_ms"}
+    times = np.array([s["time_ms"] for s in strokes])
+    assert times[0] == pytest.approx(0.0, abs=0.5) and times[-1] > take_ms - 1000  # the whole take, not one window
+    assert np.all(np.diff(times) > 0) and np.diff(times).max() < 510  # windows join without gaps
+    assert all(0 <= s["velocity"] <= 127 and not s["is_grace"] for s in strokes)
+    json.dumps(result)  # the CLI writes it as JSON
+    columns = _marker_columns(Path(result["timeline"]), STROKE_COLOUR)
+    assert len(columns) == len(strokes)
+    assert _marker_columns(Path(result["timeline"]), GRACE_COLOUR) == []
+
+
+def soundfile_seconds(path: Path) -> float:
+    import soundfile
+
+    info = soundfile.info(path)
+    return info.frames / info.samplerate
+
+
+def _marker_columns(png: Path, colour: str) -> list[int]:
+    """The x positions of the runs of pixel columns that hold at least 10 pixels of exactly `colour`."""
+    import matplotlib.image
+
+    image = (matplotlib.image.imread(png)[..., :3] * 255).round().astype(int)
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+    counts = (np.abs(image - rgb).sum(axis=-1) == 0).sum(axis=0)
+    columns = np.flatnonzero(counts >= 10)
+    runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1) if columns.size else []
+    return [int(run.mean()) for run in runs]
+
+
+def test_the_cli_prints_strokes_and_writes_the_timeline(stroke_run, synthetic_take, tmp_path, capsys):
+    from sousa_hf.cli import main
+
+    audio_file = synthetic_take
+    assert main(["predict", str(stroke_run), str(audio_file), "--tempo", "100", "--timeline", str(tmp_path),
+                 "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert "strokes" in printed[0] and (tmp_path / f"{audio_file.name}.png").is_file()
+
+
+def test_stroke_supervision_beside_a_clip_task_keeps_both_heads(synthetic_dir, synthetic_take, tmp_path):
+    overrides = [o for o in TINY_STROKES if not o.startswith("task=")]
+    recipe, training = load_recipe(RECIPES / "strokes_cnn.yaml", [*overrides, "task=skill_binary", "aux_strokes=0.5",
+                                                                  "use_tempo=true", "pooling=attentive_stats",
+                                                                  f"data={synthetic_dir}", f"output_dir={tmp_path}"])
+    results = run(recipe, training)
+    assert "balanced_accuracy" in results["metrics"]
+    predictor = SousaPredictor.from_pretrained(str(tmp_path), device="cpu")
+    assert predictor.transcribes_strokes and predictor.needs_tempo
+    assert predictor.model.config.aux_strokes == 0.5
+    audio_file = synthetic_take
+    with pytest.raises(SousaDataError, match="--tempo"):
+        predictor.predict_files([audio_file], progress=False)
+    (result,) = predictor.predict_files([audio_file], progress=False, tempo_bpm=120)
+    assert result["label"] in {"novice", "skilled"} and isinstance(result["strokes"], list)
+
+
+def test_aux_strokes_on_the_strokes_task_is_refused_when_the_recipe_is_read(tmp_path):
+    with pytest.raises(SousaDataError, match="aux_strokes"):
+        load_recipe(RECIPES / "strokes_cnn.yaml", [*TINY_STROKES, "aux_strokes=0.5", f"output_dir={tmp_path}"])
+
+
+def test_a_backbone_without_a_frame_rate_cannot_learn_strokes():
+    with pytest.raises(SousaDataError, match="ast"):
+        build_model("strokes", "ast:tiny")
+
+
+def test_the_onset_threshold_is_the_one_best_on_held_out_clips():
+    """Peaks that reach only 0.35 are strokes: the tuned threshold finds them, 0.5 would miss them."""
+    from sousa_hf.stroke_transcription import best_threshold
+
+    logits = np.full((200, 3), -10.0)
+    logits[[20, 60, 100], 0] = np.log(0.35 / 0.65)
+    logits[140, 0] = np.log(0.12 / 0.88)  # a spurious bump
+    references = [{"time_ms": np.array([100.0, 300.0, 500.0]) * 0.998, "velocity": np.zeros(3)}]
+    threshold, f1 = best_threshold([logits], references, frame_seconds=0.005)
+    assert 0.12 < threshold <= 0.35 and f1 == pytest.approx(1.0)
+    assert stroke_metrics(references, [decode_strokes(logits, 0.005)])["onset_f1_25ms"] == 0.0
