@@ -22,6 +22,7 @@ from .data.loading import load_sousa
 from .data.tasks import SousaTask, get_task, prepare_task
 from .hub import check_model_source
 from .metrics import SLICE_COLUMNS, unpack_predictions, unpack_strokes
+from .modeling_sousa import is_task_model
 from .recipe import read_saved_recipe
 from .report import write_report, write_stroke_report
 from .stroke_transcription import best_threshold
@@ -89,7 +90,7 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
         raise SousaDataError(f"batch_size must be at least 1, got {batch_size}")
     check_model_source(model_dir)
     model = AutoModel.from_pretrained(model_dir)
-    if not hasattr(model, "task_loss") or not getattr(model.config, "task", None):
+    if not is_task_model(model) or not getattr(model.config, "task", None):
         raise SousaDataError(f"{model_dir!r} is not a SOUSA task model (no task head in its config.json)")
     task = get_task(model.config.task)
     adapter = get_adapter(model_dir)

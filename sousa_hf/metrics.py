@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import (
@@ -36,6 +37,10 @@ TEMPO_BANDS: tuple[tuple[str, float, float], ...] = (("<100 bpm", 0, 100), ("100
 SLICE_COLUMNS = {"skill_tier": "skill_tier", "augmentation_preset": "augmentation_preset",
                  "tempo_band": "tempo_bpm", "rudiment": "rudiment_slug"}
 
+
+# SOUSA's metrics as an `evaluate` module (a folder: its script, and the files of a metric Space):
+# evaluate.load(EVALUATE_MODULE, "skill4"), offline.
+EVALUATE_MODULE = str(Path(__file__).resolve().parent / "sousa_metric")
 
 def tempo_band(bpm: float) -> str:
     for name, low, high in TEMPO_BANDS:

@@ -806,6 +806,12 @@ class SousaForMultiTask(_SousaRegressionModel):
         return (weights * per_target)[present].sum()
 
 
+def is_task_model(model) -> bool:
+    """Whether `model` is a SOUSA head that predicts something (a clip task's head, or a stroke head), by what it
+    has rather than its class: a model loaded as remote code is of a copy of these classes."""
+    return hasattr(model, "task_loss") or getattr(model, "strokes", None) is not None
+
+
 class SousaForStrokes(_SousaHeadModel):
     """Stroke transcription: per frame, whether a stroke starts there, how hard it is and whether it is a grace note.
 

@@ -23,6 +23,7 @@ from .adapters import AudioAdapter, get_adapter
 from .data.audio import to_mono
 from .data.errors import SousaDataError
 from .hub import check_model_source
+from .modeling_sousa import is_task_model
 from .stroke_transcription import decode_strokes, grid_deviations
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class SousaPredictor:
     """
 
     def __init__(self, model, adapter: AudioAdapter, batch_size: int = 8):
-        if not hasattr(model, "task_loss") and getattr(model, "strokes", None) is None:
+        if not is_task_model(model):
             raise SousaDataError(f"{type(model).__name__} is not a SOUSA task model (no head to predict with)")
         self.model = model.eval()
         self.adapter = adapter
@@ -112,6 +113,7 @@ class SousaPredictor:
             inputs["tempo_bpm"] = torch.full((len(arrays),), float(tempo_bpm))
         return self.model(**{key: value.to(self.model.device) for key, value in inputs.items()})
 
+    @torch.no_grad()
     def take_strokes(self, array: np.ndarray, sampling_rate: int, tempo_bpm: float | None = None,
                      subdivision: int = 4) -> list[dict]:
         """Every stroke of a whole take (see `predict`). A take longer than the model's window is read in windows

@@ -107,6 +107,13 @@ def test_labelled_onsets_land_on_the_attacks_of_the_16khz_tuning_set():
     assert errors.size >= 50 and abs(np.median(errors)) <= 2.5, np.median(errors)
 
 
+def test_streamed_clips_get_the_same_strokes(synthetic_dir):
+    stored = load_sousa(synthetic_dir, split="validation", strokes=True, decode=False)
+    streamed = load_sousa(synthetic_dir, split="validation", strokes=True, streaming=True, decode=False)
+    first = next(iter(streamed))
+    assert first["sample_id"] == stored[0]["sample_id"] and first["strokes"] == stored[0]["strokes"]
+
+
 def test_a_source_without_a_stroke_file_is_a_clear_error(synthetic_dir, tmp_path):
     import shutil
 
@@ -227,6 +234,15 @@ def test_the_strokes_recipe_reports_onset_f1_at_10_and_25_ms(stroke_run):
     assert sum(v["count"] for v in per_tier.values()) == results["num_examples"]
 
 
+def test_evaluating_the_saved_model_repeats_its_test_report(stroke_run, synthetic_dir, tmp_path):
+    from sousa_hf.evaluation import evaluate_saved_model
+
+    again = evaluate_saved_model(str(stroke_run), str(synthetic_dir), output_dir=str(tmp_path))
+    saved = json.loads((stroke_run / "results.json").read_text())
+    for name, value in saved["metrics"].items():
+        assert again["metrics"][name] == pytest.approx(value, abs=1e-6, nan_ok=True), name
+
+
 def test_a_saved_stroke_model_marks_every_stroke_of_a_real_take_on_its_timeline(stroke_run, sample_dir, tmp_path):
     """On a real SOUSA take longer than the model's 3 s window: strokes over the whole take, in JSON, and a PNG
     whose red marker columns are exactly the strokes found."""
@@ -335,3 +351,14 @@ def test_the_onset_threshold_is_the_one_best_on_held_out_clips():
     threshold, f1 = best_threshold([logits], references, frame_seconds=0.005)
     assert 0.12 < threshold <= 0.35 and f1 == pytest.approx(1.0)
     assert stroke_metrics(references, [decode_strokes(logits, 0.005)])["onset_f1_25ms"] == 0.0
+
+
+def test_the_model_card_of_a_stroke_model_reports_its_onset_f1(stroke_run):
+    from sousa_hf.model_card import make_model_card
+
+    card = make_model_card(stroke_run, repo_id="user/sousa-strokes")
+    text = str(card)
+    results = json.loads((stroke_run / "results.json").read_text())
+    assert "transcribes its strokes" in text and "tempo_bpm=120" in text
+    assert f"{results['metrics']['onset_f1_25ms']:.3f}" in text or f"{results['metrics']['onset_f1_25ms']:.4f}" in text
+    assert "{{" not in text and "{%" not in text
