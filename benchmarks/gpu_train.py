@@ -138,7 +138,8 @@ def measure(name: str, backbone: str, pipeline: str, data: Path, args) -> dict:
     (t0, wait0), (t1, wait1) = clock.marks[0], clock.marks[-1]
     steps = len(clock.marks) - 1  # after the first step: CUDA kernels compiled, workers started
     seconds = max(t1 - t0, 1e-9)
-    return {"model": name if args.size == "base" else f"{name} (tiny)", "backbone": backbone, "pipeline": pipeline, "decoder": decoder, "steps_timed": steps,
+    return {"model": name if args.size == "base" else f"{name} (tiny)", "backbone": backbone, "pipeline": pipeline,
+            "decoder": decoder, "steps_timed": steps,
             "batch_size": args.batch_size, "samples_per_s": steps * args.batch_size / seconds if steps else None,
             "data_wait_share": (wait1 - wait0) / seconds if steps else None,
             "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1)}

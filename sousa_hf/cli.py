@@ -103,6 +103,17 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if any("error" in result for result in results) else 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import build_demo, write_space
+
+    if args.space:
+        folder = write_space(args.model, args.space)
+        print(f"wrote the Space folder {folder}; upload it with: hf upload USER/SPACE {folder} . --repo-type space")
+        return 0
+    build_demo(args.model).launch(server_name=args.host, server_port=args.port, share=args.share)
+    return 0
+
+
 def _strokes_summary(strokes: list[dict]) -> str:
     text = f"{len(strokes)} strokes"
     deviations = [abs(s["deviation_ms"]) for s in strokes if "deviation_ms" in s]
@@ -214,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="stroke models: draw each take's stroke timeline as DIR/<file>.png")
     predict.add_argument("--strokes", action="store_true", help="stroke models: list every stroke (text output)")
     predict.set_defaults(run=_predict)
+
+    demo = commands.add_parser("demo", help="serve a saved model as a web app (Gradio; pip install 'sousa-hf[demo]')")
+    demo.add_argument("model", help="a training run's output folder or a Hub id")
+    demo.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    demo.add_argument("--port", type=_positive_int, default=7860, help="port (default 7860)")
+    demo.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    demo.add_argument("--space", metavar="SPACE_DIR", default=None,
+                      help="write a Hugging Face Space folder (the model, app.py, requirements.txt) instead of serving")
+    demo.set_defaults(run=_demo)
     return parser
 
 
