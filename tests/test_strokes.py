@@ -362,3 +362,13 @@ def test_the_model_card_of_a_stroke_model_reports_its_onset_f1(stroke_run):
     assert "transcribes its strokes" in text and "tempo_bpm=120" in text
     assert f"{results['metrics']['onset_f1_25ms']:.3f}" in text or f"{results['metrics']['onset_f1_25ms']:.4f}" in text
     assert "{{" not in text and "{%" not in text
+
+
+def test_the_demo_shows_a_stroke_models_timeline(stroke_run, synthetic_take):
+    pytest.importorskip("gradio", reason="the demo extra is not installed: pip install 'sousa-hf[demo]'")
+    from sousa_hf.demo import DemoModel
+
+    predictor = SousaPredictor.from_pretrained(str(stroke_run), device="cpu")
+    text, label, waveform, timeline = DemoModel(predictor)(str(synthetic_take), tempo_bpm=100)
+    assert "strokes found" in text and label is None
+    assert Path(waveform).is_file() and Path(timeline).is_file()
