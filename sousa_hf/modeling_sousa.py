@@ -76,7 +76,8 @@ class SousaCNNBlock(GradientCheckpointingLayer):
     The norm's statistics come from one clip and only its real frames (a group norm with the padding
     masked out), and padded frames are zeroed before every convolution and pooling: a clip gives the
     same vector alone or padded in any batch, and one large batch the same gradients as the same
-    rows split over gradient accumulation or processes (which batch norm would not).
+    rows split over gradient accumulation or processes (which batch norm would not). A batch with no
+    padding takes torch's fused group norm instead: the same numbers, at less than half the cost.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm_groups: int, pool_time: bool = True):
@@ -88,25 +89,39 @@ class SousaCNNBlock(GradientCheckpointingLayer):
         self.norm_bias = nn.Parameter(torch.zeros(out_channels))
         self.activation = nn.GELU()
 
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`hidden_states` (batch, channels, mels, frames), `mask` (batch, frames) -> both pooled."""
-        frames = mask[:, None, None, :].to(hidden_states.dtype)
-        hidden = self.conv(hidden_states * frames)
-        batch, channels, mels, time = hidden.shape
-        grouped = hidden.reshape(batch, self.groups, channels // self.groups, mels, time)
-        weights = frames[:, None]  # (batch, 1, 1, 1, frames), broadcast over each group
-        count = (weights.sum(dim=-1, keepdim=True) * (channels // self.groups) * mels).clamp(min=1.0)
-        mean = (grouped * weights).sum(dim=(2, 3, 4), keepdim=True) / count
-        variance = ((grouped - mean).pow(2) * weights).sum(dim=(2, 3, 4), keepdim=True) / count
-        hidden = ((grouped - mean) * torch.rsqrt(variance + 1e-5)).reshape(batch, channels, mels, time)
-        hidden = self.activation(hidden * self.norm_weight[:, None, None] + self.norm_bias[:, None, None])
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor, padded: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`hidden_states` (batch, channels, mels, frames), `mask` (batch, frames) -> both pooled.
+        `padded=False` promises that every frame is real (the mask is all ones)."""
+        if padded:
+            frames = mask[:, None, None, :].to(hidden_states.dtype)
+            hidden = self.activation(self._masked_group_norm(self.conv(hidden_states * frames) * frames, mask)) * frames
+        else:
+            hidden = self.activation(nn.functional.group_norm(self.conv(hidden_states), self.groups, self.norm_weight,
+                                                              self.norm_bias, 1e-5))
         if not self.pool_time:  # frequency only: the frame rate stays the input's (for stroke timing)
-            return nn.functional.max_pool2d(hidden * frames, (2, 1)), mask
-        hidden = nn.functional.max_pool2d(hidden * frames, 2)
+            return nn.functional.max_pool2d(hidden, (2, 1)), mask
+        hidden = nn.functional.max_pool2d(hidden, 2)
         # An output frame is real only if both of its input frames are: a clip's odd last frame is then
         # dropped whether or not padding follows it, as floor pooling drops it when nothing does.
         pooled_mask = -nn.functional.max_pool1d(-mask[:, None].to(hidden.dtype), 2)[:, 0]
         return hidden, pooled_mask
+
+    def _masked_group_norm(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Group norm of `hidden` (padded frames zeroed) with statistics from each clip's real frames.
+
+        From the sum and the sum of squares, with the affine folded into one multiply-add: half the
+        passes over the activations of the two-pass form, which the CNN's step time is made of.
+        """
+        batch, channels, mels, _ = hidden.shape
+        per_group = channels // self.groups
+        grouped = hidden.reshape(batch, self.groups, -1)
+        count = (mask.sum(dim=1) * (per_group * mels)).clamp(min=1.0)[:, None]
+        mean = grouped.sum(dim=-1) / count
+        variance = (torch.linalg.vector_norm(grouped, dim=-1).pow(2) / count - mean.pow(2)).clamp(min=0.0)
+        scale = torch.rsqrt(variance + 1e-5).repeat_interleave(per_group, dim=1) * self.norm_weight
+        shift = self.norm_bias - mean.repeat_interleave(per_group, dim=1) * scale
+        return torch.addcmul(shift[:, :, None, None], hidden, scale[:, :, None, None])
 
 
 class SousaCNNModel(PreTrainedModel):
@@ -154,9 +169,10 @@ class SousaCNNModel(PreTrainedModel):
         lengths = lengths.clamp(min=self.min_frames)
         mask = (torch.arange(input_features.shape[1], device=input_features.device)[None] < lengths[:, None]).float()
         hidden = input_features.transpose(1, 2)[:, None]  # (batch, 1, mels, frames)
+        padded = bool((mask < 1).any())  # pooling an all-real mask keeps it all real
         states = []
         for block in self.blocks:
-            hidden, mask = block(hidden, mask)
+            hidden, mask = block(hidden, mask, padded)
             states.append(hidden.mean(dim=2).transpose(1, 2))
         last = self.dropout(self.projection(states[-1]))
         return SousaCNNOutput(last_hidden_state=last, hidden_states=(*states, last) if output_hidden_states else None,

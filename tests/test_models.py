@@ -146,8 +146,10 @@ def test_masked_pooling_ignores_padding():
 @pytest.mark.parametrize("backbone, overrides", [
     # A layer-norm front end takes the mask (wav2vec2-large-style checkpoints).
     ("hubert:tiny", {"feat_extract_norm": "layer", "do_stable_layer_norm": True}),
-    # The suite's CNN masks padding in every block, whatever the clip lengths.
+    # The suite's CNN masks padding in every block, whatever the clip lengths; a clip alone has no
+    # padding and takes the fused group norm, so these also check that path gives the same numbers.
     ("cnn:tiny", None),
+    ("cnn:tiny", {"time_pooling": False}),
     ("cnn:random", None),
 ])
 def test_a_clip_pools_the_same_alone_and_padded_in_a_batch(backbone, overrides):

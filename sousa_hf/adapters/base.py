@@ -128,6 +128,10 @@ class AudioAdapter:
         arrays = [self.prepare(audio, sampling_rate, train=train, generator=generator) for audio in audios]
         if padding:
             return self.extract(arrays, return_tensors=return_tensors, train=train)
+        return self.extract_each(arrays, train=train)
+
+    def extract_each(self, arrays: list[np.ndarray], train: bool = False) -> BatchFeature:
+        """`extract` clip by clip on prepared clips: one unpadded numpy entry per clip under each key."""
         items = [self.extract([array], return_tensors="np", train=train) for array in arrays]
         return BatchFeature({key: [item[key][0] for item in items] for key in items[0]} if items else {})
 

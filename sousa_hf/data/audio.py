@@ -56,7 +56,11 @@ def to_mono(array: np.ndarray) -> np.ndarray:
         raise SousaDataError(f"expected 1-D or (channels, samples) audio, got shape {array.shape}")
     if array.shape[0] > array.shape[1]:  # (samples, channels), as soundfile and some users give it
         array = array.T
-    return np.ascontiguousarray(array.mean(axis=0), dtype=np.float32)
+    # Channel by channel: numpy's mean over a short axis is several times slower than this sum.
+    mono = np.array(array[0], dtype=np.float32)
+    for channel in array[1:]:
+        mono += channel
+    return mono / np.float32(array.shape[0]) if array.shape[0] > 1 else mono
 
 
 def _read(path: str, where: str) -> bytes:
