@@ -98,8 +98,11 @@ class SousaPredictor:
         results = []
         for start in range(0, len(audios), self.batch_size):
             batch = audios[start : start + self.batch_size]
-            decoded = self._decode(self._forward([self.adapter.prepare(array, rate) for array, rate in batch],
-                                                 tempo_bpm))
+            if self.model.config.task_kind == "strokes":  # no clip head: its strokes are all there is
+                decoded = [{"label": None, "scores": {}} for _ in batch]
+            else:  # the clip head judges the window it was trained on; strokes come from the whole take below
+                decoded = self._decode(self._forward([self.adapter.prepare(array, rate) for array, rate in batch],
+                                                     tempo_bpm))
             for (array, rate), result in zip(batch, decoded):
                 if self.transcribes_strokes:
                     result["strokes"] = self.take_strokes(array, rate, tempo_bpm, subdivision)
@@ -156,8 +159,6 @@ class SousaPredictor:
 
     def _decode(self, output) -> list[dict]:
         config = self.model.config
-        if config.task_kind == "strokes":
-            return [{"label": None, "scores": {}} for _ in range(output.stroke_logits.shape[0])]
         if self.is_classifier:
             probabilities = output.logits.float().softmax(-1).cpu().numpy()
             return [{"label": config.id2label[int(row.argmax())],

@@ -76,7 +76,7 @@ def stroke_metrics(references: list[dict], estimates: list[dict]) -> dict[str, f
     for window in WINDOWS_MS:
         matched = total_reference = total_estimate = 0
         for reference, estimate in zip(references, estimates):
-            pairs = _matches(reference["time_ms"], estimate["time_ms"], window)
+            pairs = match_onsets(reference["time_ms"], estimate["time_ms"], window)
             matched += len(pairs)
             total_reference += len(reference["time_ms"])
             total_estimate += len(estimate["time_ms"])
@@ -87,7 +87,7 @@ def stroke_metrics(references: list[dict], estimates: list[dict]) -> dict[str, f
         metrics[f"onset_f1_{window}ms"] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     timing, velocity = [], []
     for reference, estimate in zip(references, estimates):
-        for i, j in _matches(reference["time_ms"], estimate["time_ms"], max(WINDOWS_MS)):
+        for i, j in match_onsets(reference["time_ms"], estimate["time_ms"], max(WINDOWS_MS)):
             timing.append(abs(reference["time_ms"][i] - estimate["time_ms"][j]))
             velocity.append(abs(reference["velocity"][i] - estimate["velocity"][j]) * 127.0)
     metrics["onset_mae_ms"] = float(np.mean(timing)) if timing else math.nan
@@ -109,7 +109,8 @@ def best_threshold(onset_logits: list[np.ndarray], references: list[dict], frame
     return best
 
 
-def _matches(reference_ms, estimate_ms, window_ms: float) -> list[tuple[int, int]]:
+def match_onsets(reference_ms, estimate_ms, window_ms: float) -> list[tuple[int, int]]:
+    """mir_eval's one-to-one matching of labelled and detected onsets (ms) within `window_ms`: `(i, j)` index pairs."""
     reference = np.asarray(reference_ms, dtype=np.float64) / 1000.0
     estimate = np.asarray(estimate_ms, dtype=np.float64) / 1000.0
     if reference.size == 0 or estimate.size == 0:

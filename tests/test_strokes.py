@@ -372,3 +372,21 @@ def test_the_demo_shows_a_stroke_models_timeline(stroke_run, synthetic_take):
     text, label, waveform, timeline = DemoModel(predictor)(str(synthetic_take), tempo_bpm=100)
     assert "strokes found" in text and label is None
     assert Path(waveform).is_file() and Path(timeline).is_file()
+
+
+def test_the_recall_benchmark_breaks_down_every_labelled_stroke(stroke_run, synthetic_dir):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("stroke_recall", RECIPES.parent / "benchmarks" / "stroke_recall.py")
+    stroke_recall = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stroke_recall)
+    split = load_sousa(str(synthetic_dir), "audio", split="validation", strokes=True).select(range(3))
+    rows, detected, matched = stroke_recall.stroke_rows(SousaPredictor.from_pretrained(str(stroke_run)), split)
+    heard = sum(len(audible_onsets(r["strokes"])) for r in split)
+    assert len(rows) <= heard and len(rows) > 0.9 * heard  # a few may lie past the end of the audio
+    assert matched == sum(r["found"] for r in rows) and matched <= detected
+    for grouping, table in stroke_recall.breakdown(rows).items():
+        if grouping.startswith("rudiment"):
+            continue
+        assert sum(count for _, count, _ in table) == len(rows), grouping
+        found = sum(count * recall for _, count, recall in table if count)
+        assert found == pytest.approx(matched), grouping

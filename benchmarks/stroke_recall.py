@@ -1,0 +1,103 @@
+"""Which strokes a stroke model misses: onset recall at 25 ms on a split, broken down by stroke and take.
+
+    python benchmarks/stroke_recall.py runs/strokes-cnn --data ../shared/sousa-tune [--split validation]
+
+A transcription model's F1 hides where its misses are. This reads every take of the split whole (as
+`sousa-hf predict` does, in overlapping windows), matches its strokes to the labelled audible ones
+(mir_eval, 25 ms) and prints recall by grace note or main stroke, by velocity band, by the gap to the
+nearest neighbouring stroke (flams and diddles are the close ones), by tempo and by rudiment, with the
+precision over all detections. Run it on validation, not test: it is for choosing what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from sousa_hf import load_sousa
+from sousa_hf.data.audio import decode_audio
+from sousa_hf.data.strokes import audible_onsets
+from sousa_hf.predict import SousaPredictor
+from sousa_hf.stroke_transcription import match_onsets
+
+WINDOW_MS = 25
+BANDS = {
+    "velocity (0-127)": [(0, 30), (30, 60), (60, 90), (90, 128)],
+    "gap to nearest stroke (ms)": [(0, 10), (10, 20), (20, 40), (40, 80), (80, np.inf)],
+    "tempo (bpm)": [(0, 100), (100, 140), (140, 170), (170, np.inf)],
+}
+
+
+def stroke_rows(predictor: SousaPredictor, split) -> tuple[list[dict], int, int]:
+    """One row per labelled audible stroke (found or not, and what it is), with the split's detection counts."""
+    rows, detected, matched = [], 0, 0
+    for row in tqdm(split, desc="reading takes", total=len(split)):
+        array, rate = decode_audio(row["audio"], row["sample_id"])
+        strokes = row["strokes"]
+        heard = audible_onsets(strokes, 1000.0 * array.size / rate)
+        reference = np.asarray(strokes["onset_ms"], dtype=np.float64)[heard]
+        found = np.asarray([s["time_ms"] for s in predictor.take_strokes(array, rate)], dtype=np.float64)
+        hits = {i for i, _ in match_onsets(reference, found, WINDOW_MS)}
+        detected, matched = detected + found.size, matched + len(hits)
+        neighbours = np.diff(reference)
+        gaps = np.minimum(np.r_[np.inf, neighbours], np.r_[neighbours, np.inf])
+        velocities = np.asarray(strokes["velocity"], dtype=np.float64)[heard] * 127.0
+        graces = np.asarray(strokes["is_grace"], dtype=bool)[heard]
+        for k in range(reference.size):
+            rows.append({"found": k in hits, "grace": bool(graces[k]), "velocity (0-127)": velocities[k],
+                         "gap to nearest stroke (ms)": gaps[k], "tempo (bpm)": float(row["tempo_bpm"]),
+                         "rudiment": row["rudiment_slug"]})
+    return rows, detected, matched
+
+
+def breakdown(rows: list[dict]) -> dict[str, list[tuple[str, int, float]]]:
+    """`{grouping: [(group, strokes, recall)]}` for each grouping this benchmark prints."""
+    def recall(selected: list[dict]) -> tuple[int, float]:
+        return len(selected), float(np.mean([r["found"] for r in selected])) if selected else float("nan")
+
+    tables = {"stroke": [(name, *recall([r for r in rows if r["grace"] == grace]))
+                         for name, grace in (("main", False), ("grace note", True))]}
+    for column, bands in BANDS.items():
+        tables[column] = [(f"{low:g}-{high:g}", *recall([r for r in rows if low <= r[column] < high]))
+                          for low, high in bands]
+    by_rudiment = defaultdict(list)
+    for r in rows:
+        by_rudiment[r["rudiment"]].append(r)
+    worst = sorted(((name, *recall(group)) for name, group in by_rudiment.items()), key=lambda item: item[2])
+    tables["rudiment (the 8 worst)"] = worst[:8]
+    return tables
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a saved stroke model (a run folder or a Hub id)")
+    parser.add_argument("--data", default="../shared/sousa-tune")
+    parser.add_argument("--split", default="validation")
+    parser.add_argument("--limit", type=int, default=None, help="read only the first N takes")
+    parser.add_argument("--json", default=None, help="also write the tables to this file")
+    args = parser.parse_args()
+
+    predictor = SousaPredictor.from_pretrained(args.model)
+    split = load_sousa(args.data, "audio", split=args.split, strokes=True)
+    if args.limit is not None:
+        split = split.select(range(min(args.limit, len(split))))
+    rows, detected, matched = stroke_rows(predictor, split)
+    found = sum(r["found"] for r in rows)
+    print(f"{args.split}: {len(split)} takes, {len(rows)} audible strokes, recall {found / len(rows):.3f}, "
+          f"precision {matched / max(detected, 1):.3f} (onsets within {WINDOW_MS} ms)")
+    tables = breakdown(rows)
+    for grouping, table in tables.items():
+        print(f"\n| {grouping} | strokes | recall |\n| --- | --- | --- |")
+        for name, count, value in table:
+            print(f"| {name} | {count} | {value:.3f} |")
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump({"recall": found / len(rows), "precision": matched / max(detected, 1), **tables}, file, indent=2)
+
+
+if __name__ == "__main__":
+    main()
