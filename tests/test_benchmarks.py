@@ -24,3 +24,26 @@ def test_the_gpu_training_benchmark_runs_on_a_cpu(tmp_path):
     for row in figures["rows"]:
         assert row["steps_timed"] == 2 and row["samples_per_s"] > 0 and 0 <= row["data_wait_share"] < 1
     assert "| model | pipeline | samples/s |" in finished.stdout
+
+
+def test_the_results_table_prints_the_readme_rows_from_its_record(tmp_path):
+    command = ("sousa-hf train recipes/whisper_base_probe.yaml --set task=overall_score --set data=../shared/sousa-tune "
+               "--set backbone=/weights/base --set output_dir=runs/table/whisper-base-probe-overall_score")
+    record = {
+        "whisper-base probe | overall_score": {"model": "whisper-base probe", "task": "overall_score", "wall_s": 30,
+                                               "command": command, "metrics": {"r2": 0.4671, "mae": 9.8164}},
+        "CNN from scratch | skill4": {"model": "CNN from scratch", "task": "skill4", "wall_s": 390,
+                                      "command": "sousa-hf train recipes/quickstart.yaml --set task=skill4",
+                                      "metrics": {"balanced_accuracy": 0.25, "quadratic_kappa": 0.0}},
+    }
+    (tmp_path / "table.json").write_text(json.dumps(record))
+    printed = subprocess.run([sys.executable, "benchmarks/results_table.py", "--print-only", "--out", str(tmp_path),
+                              "--whisper-base", "/weights/base"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    lines = [line for line in printed.stdout.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| task | model | test metrics | wall time | command |"
+    assert lines[2] == ("| skill4 | CNN from scratch | balanced accuracy 0.250, kappa 0.000 | 6.5 min | "
+                        "`sousa-hf train recipes/quickstart.yaml --set task=skill4` |")
+    assert lines[3] == ("| overall_score | whisper-base probe | R2 0.467, MAE 9.82 | 0.5 min | `"
+                        + command.replace("/weights/base", "WHISPER_BASE_DIR") + "` |")
+    assert json.loads((tmp_path / "table.json").read_text()) == record  # printing trains and writes nothing
