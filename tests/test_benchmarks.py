@@ -27,8 +27,9 @@ def test_the_gpu_training_benchmark_runs_on_a_cpu(tmp_path):
 
 
 def test_the_results_table_prints_the_readme_rows_from_its_record(tmp_path):
-    command = ("sousa-hf train recipes/whisper_base_probe.yaml --set task=overall_score --set data=../shared/sousa-tune "
-               "--set backbone=/weights/base --set output_dir=runs/table/whisper-base-probe-overall_score")
+    command = ("sousa-hf train recipes/whisper_base_probe.yaml --set task=overall_score "
+               "--set data=../shared/sousa-tune --set backbone=/weights/base "
+               "--set output_dir=runs/table/whisper-base-probe-overall_score")
     record = {
         "whisper-base probe | overall_score": {"model": "whisper-base probe", "task": "overall_score", "wall_s": 30,
                                                "command": command, "metrics": {"r2": 0.4671, "mae": 9.8164}},
