@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from sousa_hf import LengthPolicy, build_model, load_sousa
-from sousa_hf.backbone_cache import _BackboneOutputs, cache_backbone_outputs, cache_kind
+from sousa_hf.backbone_cache import BackboneOutputs, cache_backbone_outputs, cache_kind
 from sousa_hf.data.audio import decode_audio
 from sousa_hf.data.tasks import get_task
 from sousa_hf.recipe import load_recipe
@@ -40,7 +40,7 @@ def best_validation(output_dir: Path, metric: str) -> float:
 def backbone_ms_per_clip(model, adapter, clips: list) -> int:
     """The frozen backbone's time per clip (adapter + forward, 8 clips a batch) on decoded clips, timed directly
     rather than through the cache build, which finds an existing cache instead of running the model."""
-    outputs = _BackboneOutputs(model, adapter, cache_kind(model))
+    outputs = BackboneOutputs(model, adapter, cache_kind(model))
     outputs.outputs([adapter.prepare(array, rate) for array, rate in clips[:2]])  # warm-up
     start = time.perf_counter()
     for i in range(0, len(clips), 8):

@@ -68,7 +68,7 @@ def cache_backbone_outputs(dataset: Dataset, model: SousaPreTrainedModel, adapte
     if "audio" not in dataset.column_names:
         raise SousaDataError("cache: backbone needs the 'audio' config (the dataset has no 'audio' column)")
     kind = cache_kind(model)
-    outputs = _BackboneOutputs(model, adapter, kind)
+    outputs = BackboneOutputs(model, adapter, kind)
     probe = outputs.shapes()
     features = Features({name: feature for name, feature in dataset.features.items()
                          if name not in _DROPPED})
@@ -86,7 +86,7 @@ def cache_backbone_outputs(dataset: Dataset, model: SousaPreTrainedModel, adapte
     return cached
 
 
-class _BackboneOutputs:
+class BackboneOutputs:
     """The batched `map` function: SOUSA rows -> the frozen backbone's cached outputs."""
 
     def __init__(self, model: SousaPreTrainedModel, adapter: AudioAdapter, kind: str):
