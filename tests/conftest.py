@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from sousa_hf import make_synthetic_sousa
+# datasets copies every local folder it loads into Arrow files under its cache, and each test's data lives
+# in a new temporary folder: under ~/.cache those copies would pile up run after run (tens of GB). Set
+# before sousa_hf imports datasets, which reads the variable once.
+_DATASETS_CACHE = None
+if "HF_DATASETS_CACHE" not in os.environ:
+    _DATASETS_CACHE = os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="sousa_hf_tests_datasets_")
+
+from sousa_hf import make_synthetic_sousa  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _DATASETS_CACHE:
+        shutil.rmtree(_DATASETS_CACHE, ignore_errors=True)
 
 SAMPLE_DIR = Path(os.environ.get("SOUSA_SAMPLE_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" /
                                  "sousa-sample")).resolve()
