@@ -12,7 +12,9 @@ $(BIN)/python:
 
 # Installs with uv (from PyPI, into the venv): the same packages as pip in about 40 s instead of 3 min,
 # most of it torch's CUDA libraries. `make INSTALLER=pip ...` uses pip alone. uv does not read pip's
-# configuration, so a constraint file set there (a machine's pinned torch) is passed on.
+# configuration, so a constraint file set there (a machine's pinned torch) is passed on. Bytecode is
+# compiled at install (pip's default, not uv's): where PYTHONDONTWRITEBYTECODE is set, every fresh
+# process would otherwise recompile torch and transformers, twice as slow to start.
 INSTALLER ?= uv
 PIP_CONSTRAINT ?= $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^global\.constraint='\(.*\)'$$/\1/p")
 
@@ -20,7 +22,7 @@ PIP_CONSTRAINT ?= $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 ifeq ($(INSTALLER),uv)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python $(if $(PIP_CONSTRAINT),--constraint $(PIP_CONSTRAINT)) -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python $(if $(PIP_CONSTRAINT),--constraint $(PIP_CONSTRAINT)) -e '.[dev]'
 else
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 endif
