@@ -10,7 +10,7 @@ DEMO_OUT ?= runs/quickstart
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Installs with uv (from PyPI, into the venv): the same packages as pip in about a minute instead of 3,
+# Installs with uv (from PyPI, into the venv): the same packages as pip in about 1.5 min instead of 3,
 # most of it torch's CUDA libraries. `make INSTALLER=pip ...` uses pip alone. uv does not read pip's
 # configuration, so a constraint file set there (a machine's pinned torch) is passed on. Bytecode is
 # compiled at install (pip's default, not uv's): where PYTHONDONTWRITEBYTECODE is set, every fresh
