@@ -6,8 +6,10 @@
 Rows: the suite's CNN from scratch (`recipes/quickstart.yaml`), the frozen whisper-tiny.en and
 whisper-base probes (`recipes/whisper_base_probe.yaml`: one backbone pass per checkpoint serves all
 five tasks), whisper-base fine-tuned (`recipes/whisper_base_finetune.yaml`), stroke transcription
-(`recipes/strokes_cnn.yaml`) and the stroke-aware CNN (`recipes/stroke_aware.yaml`) beside the same
-model without its stroke loss (`--set aux_strokes=0`), each trained on the training split, its
+(`recipes/strokes_cnn.yaml`), every clip task scored from the strokes that model finds
+(`recipes/stroke_statistics.yaml`, with and without the tempo) and the stroke-aware CNN
+(`recipes/stroke_aware.yaml`) beside the same model without its stroke loss (`--set aux_strokes=0`),
+each trained on the training split, its
 checkpoint chosen on validation and its metrics reported on the test split. Each
 row runs the exact `sousa-hf train` command printed beside it, in a fresh process, and its wall time
 is measured; finished rows are kept in `OUT/table.json`, so a rerun goes on where it stopped. The
@@ -42,9 +44,25 @@ ON_THE_SCALE = ("mae", "onset_mae_ms", "velocity_mae")  # printed with two decim
 CLIP_TASKS = TASKS[:5]
 
 
+STROKE_MODEL = "CNN, 5 ms frames"
+
+
+def output_dir(out: Path, row: dict) -> Path:
+    return out / (re.sub(r"[^a-z0-9]+", "-", row["model"].lower()).strip("-") + f"-{row['task']}")
+
+
 def rows(args) -> list[dict]:
     """Every row: its name, recipe, task and overrides."""
-    plan = [{"model": "CNN, 5 ms frames", "recipe": "strokes_cnn.yaml", "task": "strokes", "set": []}]
+    strokes = {"model": STROKE_MODEL, "recipe": "strokes_cnn.yaml", "task": "strokes", "set": []}
+    plan = [strokes]
+    # Scored from the strokes the transcription row's model finds (after that row, which it needs).
+    strokes_from = f"strokes_from={output_dir(Path(args.out), strokes)}"
+    for task in CLIP_TASKS:
+        plan.append({"model": "stroke statistics + MLP", "recipe": "stroke_statistics.yaml", "task": task,
+                     "set": [strokes_from]})
+    for task in args.untimed_tasks.split(",") if args.untimed_tasks else []:
+        plan.append({"model": "stroke statistics + MLP, no tempo", "recipe": "stroke_statistics.yaml", "task": task,
+                     "set": [strokes_from, "use_tempo=false"]})
     for task in CLIP_TASKS:
         plan.append({"model": "CNN from scratch", "recipe": "quickstart.yaml", "task": task, "set": []})
     for task in args.stroke_tasks.split(",") if args.stroke_tasks else []:
@@ -76,6 +94,8 @@ def main() -> None:
     parser.add_argument("--finetune-tasks", default="overall_score,skill_binary")
     parser.add_argument("--stroke-tasks", default="overall_score,skill_binary",
                         help="clip tasks of the stroke-aware rows (with and without the stroke loss)")
+    parser.add_argument("--untimed-tasks", default="overall_score,skill_binary",
+                        help="clip tasks of the stroke-statistics rows without the tempo")
     parser.add_argument("--out", default="runs/table", help="run folders and table.json")
     parser.add_argument("--only", default=None, help="run only the rows whose model contains this text")
     parser.add_argument("--print-only", action="store_true", help="train nothing: print the table of OUT/table.json")
@@ -92,15 +112,15 @@ def main() -> None:
         key = f"{row['model']} | {row['task']}"
         if key in done:
             continue
-        output_dir = out / (re.sub(r"[^a-z0-9]+", "-", row["model"].lower()).strip("-") + f"-{row['task']}")
-        argv = command(row, args.data, output_dir)
+        folder = output_dir(out, row)
+        argv = command(row, args.data, folder)
         print(f"== {key}: {shlex.join(argv)}", flush=True)
         start = time.perf_counter()
         finished = subprocess.run([sys.executable, "-m", "sousa_hf.cli", *argv[1:]], cwd=root)
         if finished.returncode != 0:
             print(f"   failed with exit code {finished.returncode}; rerun to retry", flush=True)
             continue
-        results = json.loads((output_dir / "results.json").read_text())
+        results = json.loads((folder / "results.json").read_text())
         done[key] = {**row, "command": shlex.join(argv), "wall_s": round(time.perf_counter() - start),
                      "metrics": results["metrics"], "num_examples": results["num_examples"]}
         record.write_text(json.dumps(done, indent=2))

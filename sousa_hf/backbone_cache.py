@@ -13,6 +13,8 @@ What is cached follows the pooling, which is all a frozen model does with the fr
   a few KB per clip; one cache serves all three poolings.
 - a pooling learned over time (`attentive_stats`): the frames themselves, `cached_hidden_states`
   (frames, layers, width) in float16, without padding.
+- `stroke_statistics`: the clip's statistics of the strokes its frozen stroke head finds,
+  `cached_stroke_statistics` (a few dozen numbers; with `use_tempo`, from the row's `tempo_bpm`).
 
 The metadata columns are kept (the audio is not), so `prepare_task` filters and labels the cache of a
 loaded split for any task: one backbone pass serves all five.
@@ -27,7 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from datasets import Array2D, Array3D, Dataset, Features
+from datasets import Array2D, Array3D, Dataset, Features, List, Value
 from datasets.fingerprint import Hasher
 
 from .adapters import AudioAdapter
@@ -38,14 +40,17 @@ from .modeling_sousa import SousaPreTrainedModel, encode, masked_statistics
 
 logger = logging.getLogger(__name__)
 
-CACHED_INPUTS = ("cached_layer_stats", "cached_hidden_states")
+CACHED_INPUTS = ("cached_layer_stats", "cached_hidden_states", "cached_stroke_statistics")
 FRAMES_DTYPE = "float16"  # half the disk and memory of float32; the heads compute in float32
 _DROPPED = ("audio", "midi")  # what a cache row does not need to keep
 
 
 def cache_kind(model: SousaPreTrainedModel) -> str:
-    """`layer_stats` when all the head sees is a statistic over time, else `frames` (a pooling learned over time,
-    temporal blocks, a tempo input or a stroke head)."""
+    """`layer_stats` when all the head sees is a statistic over time, `stroke_statistics` when it sees the statistics
+    of its stroke head's strokes, else `frames` (a pooling learned over time, temporal blocks, a tempo input or a
+    stroke head)."""
+    if getattr(model, "stroke_statistics", None) is not None:
+        return "stroke_statistics"
     sousa = model.sousa
     on_frames = (sousa.attentive is not None or len(sousa.temporal) > 0 or sousa.tempo is not None
                  or model.strokes is not None)
@@ -74,6 +79,8 @@ def cache_backbone_outputs(dataset: Dataset, model: SousaPreTrainedModel, adapte
                          if name not in _DROPPED})
     if kind == "layer_stats":
         features["cached_layer_stats"] = Array2D(shape=probe, dtype="float32")
+    elif kind == "stroke_statistics":
+        features["cached_stroke_statistics"] = List(Value("float32"), length=probe[-1])
     else:
         features["cached_hidden_states"] = Array3D(shape=(None, *probe), dtype=FRAMES_DTYPE)
     fingerprint = Hasher.hash([dataset._fingerprint, outputs.digest(), kind])
@@ -90,6 +97,7 @@ class BackboneOutputs:
     """The batched `map` function: SOUSA rows -> the frozen backbone's cached outputs."""
 
     def __init__(self, model: SousaPreTrainedModel, adapter: AudioAdapter, kind: str):
+        self.model = model
         self.sousa = model.sousa
         self.adapter = adapter
         self.kind = kind
@@ -99,16 +107,22 @@ class BackboneOutputs:
         ids = batch.get("sample_id") or [None] * len(batch["audio"])
         clips = [decode_audio(cell, sample_id) for cell, sample_id in zip(batch["audio"], ids)]
         out = {key: value for key, value in batch.items() if key not in _DROPPED}
-        values = self.outputs([self.adapter.prepare(array, rate) for array, rate in clips])
-        out["cached_layer_stats" if self.kind == "layer_stats" else "cached_hidden_states"] = values
+        values = self.outputs([self.adapter.prepare(array, rate) for array, rate in clips], batch.get("tempo_bpm"))
+        out[{"layer_stats": "cached_layer_stats", "stroke_statistics": "cached_stroke_statistics"}.get(
+            self.kind, "cached_hidden_states")] = values
         return out
 
     @torch.no_grad()
-    def outputs(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    def outputs(self, arrays: list[np.ndarray], tempo_bpm: list | None = None) -> list[np.ndarray]:
         sousa = self.sousa.eval()
         inputs = self.adapter(arrays, sampling_rate=self.adapter.sampling_rate)
         device = next(sousa.parameters()).device
         inputs = {key: value.to(device) for key, value in inputs.items()}
+        if self.kind == "stroke_statistics":
+            if tempo_bpm is not None:
+                inputs["tempo_bpm"] = torch.as_tensor([float(t) for t in tempo_bpm], device=device)
+            statistics, _ = self.model.eval().clip_stroke_statistics(inputs)
+            return list(statistics.float().cpu().numpy())
         # Every layer of one width, whichever pooling asked: then one cache serves them all.
         all_layers = sousa.num_layers is not None
         last, hidden_states, mask = encode(sousa.backbone, sousa.config, inputs, output_hidden_states=all_layers)
@@ -123,13 +137,19 @@ class BackboneOutputs:
     def shapes(self) -> tuple[int, int]:
         """(layers, 2 x width) or (layers, width): one clip's outputs but its frames, from a second of silence."""
         probe = np.zeros(self.adapter.sampling_rate, dtype=np.float32)
-        values = self.outputs([self.adapter.prepare(probe, self.adapter.sampling_rate)])[0]
+        values = self.outputs([self.adapter.prepare(probe, self.adapter.sampling_rate)], [120.0])[0]
         return tuple(values.shape[-2:])
 
     def digest(self) -> str:
         """What the cached numbers depend on: weights, configs, the adapter's settings and the code."""
         digest = hashlib.sha256()
-        for name, tensor in sorted(self.sousa.backbone.state_dict().items()):
+        # Stroke statistics come from the whole front end (backbone, temporal blocks, stroke head), its peak
+        # threshold and whether the grid statistics are in.
+        weights = self.sousa.backbone.state_dict()
+        if self.kind == "stroke_statistics":  # not the head being trained on them
+            weights = {name: value for name, value in self.model.state_dict().items()
+                       if name.startswith(("sousa.", "strokes."))}
+        for name, tensor in sorted(weights.items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
         extractor = self.adapter.feature_extractor.to_dict()
@@ -139,24 +159,31 @@ class BackboneOutputs:
                     "length": self.adapter.length.to_dict(), "max_seconds": self.adapter.max_seconds,
                     "code": preprocessing_code_digest(),
                     "modeling": _modeling_digest()}
+        if self.kind == "stroke_statistics":
+            settings.update(stroke_threshold=self.sousa.config.stroke_threshold, use_tempo=self.sousa.config.use_tempo,
+                            temporal_blocks=self.sousa.config.temporal_blocks)
         digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
         return digest.hexdigest()
 
 
 @lru_cache(maxsize=1)
 def _modeling_digest() -> str:
-    """A digest of the modelling code (how the backbone runs), read once: the code this process runs."""
-    from . import modeling_sousa
+    """A digest of the modelling code (how the backbone runs, how strokes become statistics), read once: the code
+    this process runs."""
+    from . import modeling_sousa, stroke_statistics
 
-    with open(modeling_sousa.__file__, "rb") as file:
-        return hashlib.sha256(file.read()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for module in (modeling_sousa, stroke_statistics):
+        with open(module.__file__, "rb") as file:
+            digest.update(file.read())
+    return digest.hexdigest()[:16]
 
 
 def pad_cached_inputs(features: list[dict]) -> dict[str, torch.Tensor]:
     """Collate cached backbone outputs: layer means stacked; frames padded, with `cached_mask`."""
-    if "cached_layer_stats" in features[0]:
-        return {"cached_layer_stats": torch.stack([torch.as_tensor(np.asarray(f["cached_layer_stats"]))
-                                                   for f in features]).float()}
+    for name in ("cached_layer_stats", "cached_stroke_statistics"):
+        if name in features[0]:
+            return {name: torch.stack([torch.as_tensor(np.asarray(f[name])) for f in features]).float()}
     frames = [torch.as_tensor(np.asarray(f["cached_hidden_states"])) for f in features]
     longest = max(f.shape[0] for f in frames)
     batch = torch.zeros(len(frames), longest, *frames[0].shape[1:], dtype=torch.float32)

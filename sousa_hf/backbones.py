@@ -10,9 +10,12 @@ for smoke tests). Families are the adapter names: wav2vec2, hubert, whisper, ast
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 from transformers import (
     ASTConfig,
@@ -73,7 +76,7 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
                 regression_loss: str = "mse", huber_delta: float = 1.0,
                 target_weights: list[float] | dict[str, float] | None = None, feature_extractor: str | None = None,
                 feature_extractor_config: dict | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
-                use_tempo: bool = False) -> tuple[SousaPreTrainedModel, AudioAdapter]:
+                use_tempo: bool = False, stroke_onset_weight: float = 1.0) -> tuple[SousaPreTrainedModel, AudioAdapter]:
     """A SOUSA model for `task` on `backbone`, and the adapter that makes its inputs.
 
     Args:
@@ -82,15 +85,16 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         backbone_config: overrides of the backbone config's fields, e.g. `{"num_hidden_layers": 4}`.
         length: the adapter's length policy; the model's fixed windows (Whisper's positions, AST's
             `max_length`) are sized to it.
-        pooling: `mean`, `attentive_stats` or `weighted_layers` (see `SousaConfig`).
+        pooling: `mean`, `attentive_stats`, `weighted_layers`, `layer_stats` or `stroke_statistics` (see `SousaConfig`;
+            `stroke_statistics` then takes a trained stroke model's weights: `load_stroke_front_end`).
         classifier_dropout, regression_loss, huber_delta: see `SousaConfig`.
         target_weights: multi-task loss weight per target (a list in target order or a dict by name).
         feature_extractor: a folder or Hub id whose feature extractor to use instead of the backbone's
             (e.g. one `sousa-hf adapters stats` saved with SOUSA's statistics); same family as `backbone`.
         feature_extractor_config: settings of the family's default feature extractor, e.g. `{"hop_length": 220}`
             for the CNN's 5 ms frames (a `<family>:random/tiny` backbone only: a checkpoint brings its own).
-        temporal_blocks, aux_strokes, use_tempo: see `SousaConfig`; the `strokes` task and `aux_strokes` need a
-            backbone with frames in time (not AST or CLAP).
+        temporal_blocks, aux_strokes, use_tempo, stroke_onset_weight: see `SousaConfig`; the `strokes` task and
+            `aux_strokes` need a backbone with frames in time (not AST or CLAP).
 
     Returns:
         `(model, adapter)`; a checkpoint's weights are loaded into the backbone, the head is new.
@@ -120,7 +124,7 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         kind_kwargs = dict(target_names=list(task.targets), target_scale=task.target_scale,
                            target_weights=_target_weights(task.targets, target_weights))
     frame_seconds = output_frame_seconds(family, config, adapter)
-    if (task.kind == "strokes" or aux_strokes) and frame_seconds is None:
+    if (task.kind == "strokes" or aux_strokes or pooling == "stroke_statistics") and frame_seconds is None:
         raise SousaDataError(f"stroke outputs need a backbone whose frames follow time; {family} ({backbone!r}) has "
                              "none: use cnn, whisper, wav2vec2 or hubert")
     sousa_config = SousaConfig(
@@ -128,11 +132,67 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         classifier_dropout=classifier_dropout, regression_loss=regression_loss, huber_delta=huber_delta,
         adapter=adapter.name, sampling_rate=adapter.sampling_rate, max_seconds=adapter.max_seconds,
         frame_seconds=frame_seconds, temporal_blocks=temporal_blocks, aux_strokes=aux_strokes, use_tempo=use_tempo,
-        **kind_kwargs)
+        stroke_onset_weight=stroke_onset_weight, **kind_kwargs)
     model = _CLASSES[task.kind](sousa_config)
     if pretrained is not None:
         model.sousa.backbone.load_state_dict(pretrained.state_dict())
     return model, adapter
+
+
+# What a clip model takes from a trained stroke model (`strokes_from`): every weight that finds the strokes.
+STROKE_FRONT_END = ("sousa.backbone.", "sousa.temporal.", "strokes.")
+
+
+def load_stroke_front_end(model: SousaPreTrainedModel, source: str) -> None:
+    """Give `model` (with `pooling="stroke_statistics"`) the backbone, temporal blocks, stroke head and onset
+    threshold of the trained stroke model at `source` (a `recipes/strokes_cnn.yaml` run's folder or a Hub id),
+    frozen: the clip head then learns from the strokes that model finds."""
+
+    if model.config.pooling != "stroke_statistics":
+        raise SousaDataError(f"strokes_from gives a stroke front end to pooling='stroke_statistics', not "
+                             f"{model.config.pooling!r}")
+    if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "config.json")):
+        raise SousaDataError(f"strokes_from={source!r} holds no model; train one first: sousa-hf train "
+                             "recipes/strokes_cnn.yaml (its output_dir), or name a stroke model on the Hub")
+    try:
+        config = SousaConfig.from_pretrained(source)
+    except OSError as err:
+        raise SousaDataError(f"strokes_from={source!r}: {err}; train one with sousa-hf train "
+                             "recipes/strokes_cnn.yaml, or name a stroke model on the Hub") from err
+    if not (config.task_kind == "strokes" or config.aux_strokes):
+        raise SousaDataError(f"strokes_from={source!r} is a {config.task} model without a stroke head")
+    ours = model.config
+    mismatched = [name for name, a, b in (
+        ("backbone_config", config.backbone_config.to_diff_dict(), ours.backbone_config.to_diff_dict()),
+        ("frame_seconds", config.frame_seconds, ours.frame_seconds),
+        ("temporal_blocks", config.temporal_blocks, ours.temporal_blocks),
+        ("sampling_rate", config.sampling_rate, ours.sampling_rate)) if _comparable(a) != _comparable(b)]
+    if mismatched:
+        raise SousaDataError(f"strokes_from={source!r} differs from this recipe in {', '.join(mismatched)}: set the "
+                             "recipe's backbone_config, feature_extractor_config and temporal_blocks to the stroke "
+                             "model's (recipes/strokes_cnn.yaml)")
+    if os.path.isdir(source):
+        path = os.path.join(source, "model.safetensors")
+    else:
+        from huggingface_hub import hf_hub_download
+
+        path = hf_hub_download(source, "model.safetensors")
+    weights = {name: tensor for name, tensor in load_file(path).items() if name.startswith(STROKE_FRONT_END)}
+    missing = [name for name in model.state_dict() if name.startswith(STROKE_FRONT_END) and name not in weights]
+    if missing:
+        raise SousaDataError(f"strokes_from={source!r} lacks {len(missing)} weight(s) of the stroke front end, e.g. "
+                             f"{missing[0]}")
+    model.load_state_dict(weights, strict=False)
+    ours.stroke_threshold = config.stroke_threshold
+    model.sousa.requires_grad_(False)
+    model.strokes.requires_grad_(False)
+
+
+def _comparable(value):
+    """Config values as JSON would have them (tuples and lists alike); `transformers_version` aside."""
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k != "transformers_version"}
+    return json.loads(json.dumps(value, default=str))
 
 
 def output_frame_seconds(family: str, config: PretrainedConfig, adapter: AudioAdapter) -> float | None:

@@ -11,7 +11,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 TASK_KINDS = ("classification", "regression", "multitask", "strokes")
 STROKE_OUTPUTS = ("onset", "velocity", "grace")  # per frame: onset logit, velocity (0-1) logit, grace-note logit
-POOLINGS = ("mean", "attentive_stats", "weighted_layers", "layer_stats")
+POOLINGS = ("mean", "attentive_stats", "weighted_layers", "layer_stats", "stroke_statistics")
 REGRESSION_LOSSES = ("mse", "huber")
 
 
@@ -62,7 +62,9 @@ class SousaConfig(PretrainedConfig):
             mean and standard deviation), `weighted_layers` (a learned softmax-weighted sum of all hidden
             layers, then the masked mean; SUPERB-style, for frozen backbones) or `layer_stats` (every hidden
             layer's mean and standard deviation over time, side by side: the head weighs layers and statistics
-            itself; the best frozen probe measured on SOUSA).
+            itself; the best frozen probe measured on SOUSA) or `stroke_statistics` (statistics of the strokes
+            the model's own stroke head finds: intervals, grid deviations, velocities, grace notes; see
+            `sousa_hf.stroke_statistics`), through a small MLP of `statistics_hidden_size`.
         classifier_dropout: dropout before the head.
         regression_loss: `mse` or `huber` (with `huber_delta`, on the 0-1 scale).
         adapter: the `sousa_hf` adapter that makes this model's inputs.
@@ -75,9 +77,13 @@ class SousaConfig(PretrainedConfig):
         aux_strokes: weight of the stroke-transcription loss added to a clip task's loss (0: no stroke head);
             `task_kind="strokes"` trains the stroke head alone.
         stroke_target_frames: the width (a Gaussian's standard deviation, in frames) of each stroke's onset target.
+        stroke_onset_weight: the weight of the onset targets against the frames without a stroke in the onset loss
+            (binary cross-entropy's `pos_weight`: above 1, a missed stroke costs more than a false one).
         stroke_threshold: the onset probability a peak must reach to be a stroke (after training: the one that
             gave the best onset F1 on the validation split).
-        use_tempo: the model takes `tempo_bpm` (the metronome's tempo, which a drummer knows) as an input.
+        use_tempo: the model takes `tempo_bpm` (the metronome's tempo, which a drummer knows) as an input (with
+            `pooling="stroke_statistics"`: for the statistics against the metronome grid).
+        statistics_hidden_size: the width of the MLP over the stroke statistics.
     """
 
     model_type = "sousa"
@@ -90,14 +96,17 @@ class SousaConfig(PretrainedConfig):
                  adapter: str | None = None, sampling_rate: int | None = None, max_seconds: float | None = None,
                  frame_seconds: float | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
                  stroke_target_frames: float = 1.0, use_tempo: bool = False, stroke_threshold: float = 0.5,
-                 **kwargs):
+                 statistics_hidden_size: int = 256, stroke_onset_weight: float = 1.0, **kwargs):
         if task_kind not in TASK_KINDS:
             raise ValueError(f"unknown task_kind {task_kind!r}; expected one of {', '.join(TASK_KINDS)}")
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
         if regression_loss not in REGRESSION_LOSSES:
             raise ValueError(f"unknown regression_loss {regression_loss!r}; expected mse or huber")
-        if (task_kind == "strokes" or aux_strokes) and not frame_seconds:
+        if pooling == "stroke_statistics" and task_kind == "strokes":
+            raise ValueError("pooling='stroke_statistics' scores a clip from its strokes; the strokes task has no "
+                             "clip head to pool for")
+        if (task_kind == "strokes" or aux_strokes or pooling == "stroke_statistics") and not frame_seconds:
             raise ValueError("stroke outputs need frame_seconds, the time between the backbone's output frames")
         if task_kind == "classification":
             _check_label_map(kwargs)
@@ -136,8 +145,10 @@ class SousaConfig(PretrainedConfig):
         self.temporal_blocks = temporal_blocks
         self.aux_strokes = aux_strokes
         self.stroke_target_frames = stroke_target_frames
+        self.stroke_onset_weight = stroke_onset_weight
         self.stroke_threshold = stroke_threshold
         self.use_tempo = use_tempo
+        self.statistics_hidden_size = statistics_hidden_size
         super().__init__(**kwargs)
         # What Trainer leaves out of evaluation predictions: a clip head's per-frame stroke outputs are large.
         self.keys_to_ignore_at_inference = (["stroke_loss"] if task_kind == "strokes"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, constants, get_session, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+from transformers.dynamic_module_utils import get_relative_import_files
 
 from .data.errors import SousaDataError
 from .model_card import make_model_card
@@ -55,6 +56,9 @@ def upload_files(model_dir: str | Path) -> list[Path]:
     if extractor.is_file():
         for ref in (json.loads(extractor.read_text()).get("auto_map") or {}).values():
             code.add(f"{ref.split('--')[-1].rsplit('.', 1)[0]}.py")
+    for name in list(code):  # and what that code imports (Transformers copied it beside the model)
+        if (model_dir / name).is_file():
+            code |= {Path(path).name for path in get_relative_import_files(str(model_dir / name))}
     missing = sorted(name for name in code if not (model_dir / name).is_file())
     if missing:
         raise SousaHubError(f"{model_dir} lacks the remote code its config names: {', '.join(missing)}; re-save the "

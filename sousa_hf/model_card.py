@@ -25,7 +25,8 @@ from .data.tier_confidence import SKILL_TIERS
 from .recipe import Recipe, read_saved_recipe
 
 # Recipe keys worth a row in the card's hyper-parameter table (the TrainingArguments values all are).
-RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "length", "feature_extractor_config", "temporal_blocks",
+RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "strokes_from", "length", "feature_extractor_config",
+                          "temporal_blocks",
                           "aux_strokes", "use_tempo", "class_weights", "regression_loss", "huber_delta",
                           "target_weights", "classifier_dropout", "early_stopping_patience")
 # TrainingArguments values that describe the machine or the run's files, not the training.
@@ -94,7 +95,7 @@ def make_model_card(model_dir: str | Path, repo_id: str | None = None) -> ModelC
         results=results,
         data_description=_data_description(data, recipe),
         data_license=DATA_LICENSES.get(origin, "not recorded with this model"),
-        backbone_description=_backbone_description(config.backbone, model_dir),
+        backbone_description=_backbone_description(config.backbone, model_dir, recipe.get("strokes_from")),
         input_description=_input_description(config),
         head_description=_head_description(config, task),
         filters_description=_filters_description(recipe, task),
@@ -171,9 +172,12 @@ def _data_description(data: str | None, recipe: dict) -> str:
     return f"a local copy of SOUSA (`{Path(str(data)).name}`)"
 
 
-def _backbone_description(backbone: str | None, model_dir: Path) -> str:
+def _backbone_description(backbone: str | None, model_dir: Path, strokes_from: str | None = None) -> str:
     parameters = _count_parameters(model_dir / "model.safetensors")
     size = f" ({parameters / 1e6:.2f}M parameters in all)" if parameters else ""
+    if strokes_from:
+        return (f"the trained stroke model `{Path(str(strokes_from)).name}` (`{backbone}` architecture, its temporal "
+                f"blocks and stroke head), frozen{size}")
     if backbone and _base_model(backbone):
         return f"[{backbone}](https://huggingface.co/{backbone}), pretrained{size}"
     if backbone and backbone.endswith(":random"):
@@ -198,6 +202,16 @@ def _input_description(config: SousaConfig) -> str:
 
 
 def _head_description(config: SousaConfig, task) -> str:
+    if config.pooling == "stroke_statistics":
+        grid = " and against the metronome grid of the given tempo" if config.use_tempo else ""
+        clip_head = _clip_head_description(config, task)
+        article = "" if clip_head.startswith("one ") else "a "
+        return (f"a two-layer MLP (width {config.statistics_hidden_size}) on statistics of the strokes the stroke "
+                f"head finds (intervals, velocities, grace notes{grid}), feeding {article}{clip_head}")
+    return _clip_head_description(config, task)
+
+
+def _clip_head_description(config: SousaConfig, task) -> str:
     if task.kind == "strokes":
         return (f"a stroke head per frame ({1000 * config.frame_seconds:g} ms apart): onset, velocity and grace-note "
                 "logits, decoded into strokes by peak picking")

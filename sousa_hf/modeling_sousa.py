@@ -5,7 +5,8 @@ from the config nested in `SousaConfig.backbone_config`. Heads: `SousaForAudioCl
 (single-label: skill tiers, binary skill, rudiments), `SousaForScoreRegression` (a 0-100 score as 0-1)
 and `SousaForMultiTask` (a regression head per target, the loss masked where a target is null).
 
-Imports only torch, transformers and the configuration file, so it travels as remote code.
+Imports only torch, transformers, the configuration file and `stroke_statistics.py`, so it travels as remote
+code (Transformers copies a module's relative imports with it).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import ModelOutput
 
 from .configuration_sousa import SousaCNNConfig, SousaConfig
+from .stroke_statistics import StrokeStatisticsEncoder, batch_statistics, statistic_names
 
 # A backbone config's `model_type` -> its family (the name of the `sousa_hf` adapter that feeds it).
 BACKBONE_FAMILIES = {
@@ -376,11 +378,12 @@ class SousaStrokeHead(nn.Linear):
 
 def stroke_loss(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | None, stroke_onsets: torch.Tensor,
                 stroke_velocities: torch.Tensor, stroke_is_grace: torch.Tensor, frame_seconds: float,
-                target_frames: float = 1.0) -> torch.Tensor:
+                target_frames: float = 1.0, onset_weight: float = 1.0) -> torch.Tensor:
     """Stroke transcription loss, the mean over clips of each clip's:
 
     - onset: binary cross-entropy over its real frames against soft targets (a Gaussian of `target_frames`
-      frames around every stroke, the largest where two overlap: a tolerance of about a frame either way);
+      frames around every stroke, the largest where two overlap: a tolerance of about a frame either way), the
+      targets weighted by `onset_weight` against the frames without a stroke;
     - velocity: squared error of the sigmoid at each stroke's nearest frame;
     - grace: binary cross-entropy of the grace-note flag at each stroke's nearest frame.
 
@@ -398,7 +401,8 @@ def stroke_loss(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | None, st
     target = bumps.amax(dim=1) if bumps.shape[1] else torch.zeros(batch, frames, device=device)
     real = (torch.ones(batch, frames, device=device) if frame_mask is None
             else frame_mask.to(device, torch.float32))
-    onset = nn.functional.binary_cross_entropy_with_logits(logits[..., 0], target, reduction="none")
+    onset = nn.functional.binary_cross_entropy_with_logits(
+        logits[..., 0], target, reduction="none", pos_weight=torch.tensor(float(onset_weight), device=device))
     onset = (onset * real).sum(dim=1) / real.sum(dim=1).clamp(min=1.0)
     nearest = position.round().clamp(0, frames - 1).long()
     at_strokes = torch.gather(logits, 1, nearest[..., None].expand(-1, -1, 3))  # (batch, strokes, 3)
@@ -507,13 +511,14 @@ class SousaModel(SousaPreTrainedModel):
             self.layer_sum = WeightedLayerSum(self.num_layers)
         elif config.pooling == "attentive_stats":
             self.attentive = AttentiveStatisticsPooling(hidden_size)
-        self.pooled_size = {"attentive_stats": 2 * hidden_size,
-                            "layer_stats": 2 * hidden_size * (self.num_layers or 1)}.get(config.pooling, hidden_size)
+        self.pooled_size = {"attentive_stats": 2 * hidden_size, "layer_stats": 2 * hidden_size * (self.num_layers or 1),
+                            "stroke_statistics": config.statistics_hidden_size}.get(config.pooling, hidden_size)
         if config.temporal_blocks and config.pooling == "layer_stats":
             raise ValueError("temporal_blocks work on the frames one pooling sees; pooling='layer_stats' pools every "
                              "layer's frames: use pooling='mean', 'weighted_layers' or 'attentive_stats' with them")
-        # A drummer knows the metronome: the tempo, as log2(bpm / 120), shifts every frame's features.
-        self.tempo = nn.Linear(1, hidden_size) if config.use_tempo else None
+        # A drummer knows the metronome: the tempo, as log2(bpm / 120), shifts every frame's features (with stroke
+        # statistics it places the strokes on the grid instead, and the frames stay the stroke model's).
+        self.tempo = nn.Linear(1, hidden_size) if config.use_tempo and config.pooling != "stroke_statistics" else None
         self.temporal = nn.ModuleList(SousaTemporalBlock(hidden_size, dilation=2 ** (i % 6))
                                       for i in range(config.temporal_blocks))
         if config.pooling == "layer_stats":
@@ -601,7 +606,10 @@ class SousaModel(SousaPreTrainedModel):
             last = last + self.tempo(beats)[:, None, :]
         for block in self.temporal:
             last = block(last, mask)
-        pooled = self.attentive(last, mask) if self.attentive is not None else masked_mean(last, mask)
+        if self.config.pooling == "stroke_statistics":  # pooled by the head model, from its stroke head's peaks
+            pooled = None
+        else:
+            pooled = self.attentive(last, mask) if self.attentive is not None else masked_mean(last, mask)
         return SousaModelOutput(pooled_output=pooled, last_hidden_state=last, hidden_states=hidden_states,
                                 frame_mask=mask)
 
@@ -637,8 +645,13 @@ class _SousaHeadModel(SousaPreTrainedModel):
         self.main_input_name = self.sousa.main_input_name
         self.dropout = nn.Dropout(config.classifier_dropout)
         # A stroke head on the frames: the task itself (`strokes`) or a second loss beside a clip task.
-        with_strokes = config.task_kind == "strokes" or bool(config.aux_strokes)
+        with_strokes = (config.task_kind == "strokes" or bool(config.aux_strokes)
+                        or config.pooling == "stroke_statistics")
         self.strokes = SousaStrokeHead(self.sousa.hidden_size) if with_strokes else None
+        self.stroke_statistics = None
+        if config.pooling == "stroke_statistics":
+            self.stroke_statistics = StrokeStatisticsEncoder(len(statistic_names(config.use_tempo)),
+                                                             config.statistics_hidden_size, config.classifier_dropout)
 
     def freeze_feature_encoder(self):
         self.sousa.freeze_feature_encoder()
@@ -658,6 +671,13 @@ class _SousaHeadModel(SousaPreTrainedModel):
         """`(pooled clip vector, hidden states or None, stroke outputs)`; the stroke outputs (`stroke_logits`,
         `frame_mask`, and `stroke_loss` when `inputs` hold the stroke labels) are empty without a stroke head."""
         labels = [inputs.pop(name, None) for name in STROKE_LABELS]
+        cached_statistics = inputs.pop("cached_stroke_statistics", None)
+        if self.stroke_statistics is not None:
+            if cached_statistics is None:
+                cached_statistics, strokes = self.clip_stroke_statistics(inputs, output_hidden_states)
+            else:
+                strokes = {}
+            return self.dropout(self.stroke_statistics(cached_statistics)), None, strokes
         outputs = self.sousa(**inputs, output_hidden_states=output_hidden_states)
         strokes = {}
         if self.strokes is not None and outputs.last_hidden_state is not None:
@@ -665,9 +685,22 @@ class _SousaHeadModel(SousaPreTrainedModel):
             strokes = {"stroke_logits": logits, "frame_mask": outputs.frame_mask}
             if all(label is not None for label in labels):
                 strokes["stroke_loss"] = stroke_loss(logits, outputs.frame_mask, *labels, self.config.frame_seconds,
-                                                     self.config.stroke_target_frames)
+                                                     self.config.stroke_target_frames, self.config.stroke_onset_weight)
         pooled = None if outputs.pooled_output is None else self.dropout(outputs.pooled_output)
         return pooled, outputs.hidden_states if output_hidden_states else None, strokes
+
+    def clip_stroke_statistics(self, inputs: dict, output_hidden_states: bool | None = None
+                               ) -> tuple[torch.Tensor, dict]:
+        """`(each clip's stroke statistics (batch, statistics), stroke outputs)` from model inputs: the stroke head's
+        peaks at `config.stroke_threshold`, placed on the metronome grid of `tempo_bpm` when `use_tempo`."""
+        tempo = inputs.get("tempo_bpm")
+        if self.config.use_tempo and tempo is None:
+            raise ValueError("this model takes the performance's tempo: pass tempo_bpm (beats per minute, one a clip)")
+        outputs = self.sousa(**inputs, output_hidden_states=output_hidden_states)
+        logits = self.strokes(outputs.last_hidden_state)
+        statistics = batch_statistics(logits, outputs.frame_mask, self.config.frame_seconds,
+                                      self.config.stroke_threshold, tempo if self.config.use_tempo else None)
+        return statistics, {"stroke_logits": logits, "frame_mask": outputs.frame_mask}
 
     def _with_aux_strokes(self, loss: torch.Tensor | None, strokes: dict) -> torch.Tensor | None:
         """The clip task's own loss plus `aux_strokes` times the stroke loss (what a plain Trainer would use)."""

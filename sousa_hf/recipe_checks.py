@@ -39,7 +39,7 @@ RECIPE_RANGES: dict[str, tuple] = {
     "classifier_dropout": _UNIT, "huber_delta": _POSITIVE, "synthetic_samples": _POSITIVE,
     "synthetic_seed": _NON_NEGATIVE, "max_train_samples": _POSITIVE, "max_eval_samples": _POSITIVE,
     "early_stopping_patience": _POSITIVE, "num_proc": _POSITIVE, "temporal_blocks": _NON_NEGATIVE,
-    "aux_strokes": _NON_NEGATIVE,
+    "aux_strokes": _NON_NEGATIVE, "stroke_onset_weight": _POSITIVE,
 }
 
 
@@ -68,6 +68,13 @@ def check_recipe(recipe) -> None:
     if recipe.aux_strokes and get_task(recipe.task).kind == "strokes":
         raise SousaDataError("recipe key aux_strokes: the strokes task is stroke transcription itself; aux_strokes "
                              "adds it to a clip task (skill4, skill_binary, overall_score, multitask, rudiment40)")
+    if (recipe.pooling == "stroke_statistics") != (recipe.strokes_from is not None):
+        raise SousaDataError("recipe keys pooling and strokes_from: pooling 'stroke_statistics' scores a clip from the "
+                             "strokes a trained stroke model finds, named by strokes_from (a recipes/strokes_cnn.yaml "
+                             f"run's folder); got pooling={recipe.pooling!r}, strokes_from={recipe.strokes_from!r}")
+    if recipe.pooling == "stroke_statistics" and recipe.aux_strokes:
+        raise SousaDataError("recipe key aux_strokes: with pooling 'stroke_statistics' the stroke head is the trained "
+                             "model of strokes_from, frozen; set aux_strokes: 0")
     if recipe.cache == "backbone" and recipe.training_mode != "freeze_backbone":
         raise SousaDataError(f"recipe key cache: 'backbone' caches a frozen backbone's outputs, but training_mode is "
                              f"{recipe.training_mode!r}, which trains the backbone; set training_mode: "

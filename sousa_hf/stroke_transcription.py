@@ -1,7 +1,7 @@
 """From a stroke head's frame outputs to strokes, and how well they match the labelled ones.
 
-`decode_strokes` picks onsets (local maxima of the onset probability above a threshold, refined
-between frames by a parabola through the peak and its neighbours) and reads each one's velocity and
+`decode_strokes` picks onsets (`stroke_statistics.pick_onsets`: local maxima of the onset probability above a
+threshold, refined between frames by a parabola through the peak and its neighbours) and reads each one's velocity and
 grace-note flag. `grid_deviations` places them against a metronome grid (what a drummer wants to know:
 how early or late each stroke was). `stroke_metrics` scores detections with mir_eval's onset
 F-measure (a detection matches at most one reference within the window) at +-10 and +-25 ms, plus, over
@@ -14,6 +14,9 @@ import math
 
 import mir_eval
 import numpy as np
+import torch
+
+from .stroke_statistics import fitted_grid_deviation, pick_onsets
 
 WINDOWS_MS = (10, 25)
 DEFAULT_THRESHOLD = 0.5
@@ -36,12 +39,8 @@ def decode_strokes(stroke_logits: np.ndarray, frame_seconds: float, frames: int 
     """
     logits = np.asarray(stroke_logits, dtype=np.float64)[: frames if frames is not None else None]
     onset = _sigmoid(logits[:, 0])
-    padded = np.concatenate([[0.0], onset, [0.0]])
-    peaks = np.flatnonzero((onset >= threshold) & (onset >= padded[:-2]) & (onset > padded[2:]))
-    left, right = padded[peaks], padded[peaks + 2]
-    curvature = left - 2 * onset[peaks] + right
-    shift = np.where(curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, 1.0), 0.0)
-    return {"time_ms": (peaks + np.clip(shift, -0.5, 0.5)) * frame_seconds * 1000.0,
+    peaks, positions = (t.numpy() for t in pick_onsets(torch.from_numpy(onset), threshold))
+    return {"time_ms": positions * frame_seconds * 1000.0,
             "velocity": _sigmoid(logits[peaks, 1]), "is_grace": _sigmoid(logits[peaks, 2]) > 0.5,
             "confidence": onset[peaks]}
 
@@ -58,11 +57,7 @@ def grid_deviations(times_ms: np.ndarray, tempo_bpm: float, subdivision: int = 4
         raise ValueError(f"tempo must be positive, got {tempo_bpm}")
     if times_ms.size == 0:
         return times_ms
-    step = 60_000.0 / tempo_bpm / subdivision
-    angles = 2 * np.pi * times_ms / step
-    phase = math.atan2(np.sin(angles).mean(), np.cos(angles).mean()) / (2 * np.pi) * step
-    offsets = times_ms - phase
-    return offsets - np.round(offsets / step) * step
+    return fitted_grid_deviation(torch.from_numpy(times_ms), tempo_bpm, subdivision)[0].numpy()
 
 
 def stroke_metrics(references: list[dict], estimates: list[dict]) -> dict[str, float]:

@@ -22,7 +22,7 @@ from .adapters import LengthPolicy
 from .adapters.collator import SousaCollator
 from .adapters.preprocessing import prepare_inputs
 from .backbone_cache import cache_backbone_outputs
-from .backbones import build_model
+from .backbones import build_model, load_stroke_front_end
 from .data.audio_check import check_audio
 from .data.errors import SousaDataError
 from .data.loading import data_origin, load_sousa
@@ -91,6 +91,26 @@ def fit_statistics_norm(model, train, collator, batch_size: int) -> None:
     base.eval()
     base.sousa.fit_statistics_norm({k: v for k, v in batch.items() if k not in ("labels", "labels_mask")}
                                    for batch in DataLoader(train, batch_size=batch_size, collate_fn=collator))
+    base.train(was_training)
+
+
+def fit_stroke_statistics_norm(model, train, collator, batch_size: int) -> None:
+    """`stroke_statistics` pooling standardises each statistic by the training split's mean and spread: one pass
+    over it (the cached statistics, or the frozen stroke front end on the audio), in evaluation mode."""
+    from torch.utils.data import DataLoader
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    was_training = base.training
+    base.eval()
+    rows = []
+    with torch.no_grad():
+        for batch in DataLoader(train, batch_size=batch_size, collate_fn=collator):
+            if "cached_stroke_statistics" in batch:
+                rows.append(batch["cached_stroke_statistics"])
+            else:
+                inputs = {k: v for k, v in batch.items() if k not in ("labels", "labels_mask")}
+                rows.append(base.clip_stroke_statistics(inputs)[0])
+    base.stroke_statistics.fit(torch.cat(rows))
     base.train(was_training)
 
 
@@ -178,7 +198,10 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         pooling=recipe.pooling, classifier_dropout=recipe.classifier_dropout, regression_loss=recipe.regression_loss,
         huber_delta=recipe.huber_delta, target_weights=recipe.target_weights,
         feature_extractor=recipe.feature_extractor, feature_extractor_config=recipe.feature_extractor_config,
-        temporal_blocks=recipe.temporal_blocks, aux_strokes=recipe.aux_strokes, use_tempo=recipe.use_tempo)
+        temporal_blocks=recipe.temporal_blocks, aux_strokes=recipe.aux_strokes, use_tempo=recipe.use_tempo,
+        stroke_onset_weight=recipe.stroke_onset_weight)
+    if recipe.strokes_from is not None:
+        load_stroke_front_end(model, recipe.strokes_from)
     if args.process_index == 0 and not holds_finished_model(args.output_dir):
         # First, so that a crashed run's checkpoints say which recipe made them. A folder with a finished
         # model got here only under that model's own recipe, whose record stays as it is.
@@ -195,6 +218,8 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         evaluation = prepare_inputs(splits[recipe.eval_split], adapter, cache=input_cache, num_proc=recipe.num_proc)
     if model_config(model).pooling == "layer_stats" and checkpoint is None:
         fit_statistics_norm(model, train, SousaCollator(adapter), args.per_device_eval_batch_size)
+    if model_config(model).pooling == "stroke_statistics" and checkpoint is None:
+        fit_stroke_statistics_norm(model, train, SousaCollator(adapter), args.per_device_eval_batch_size)
     callbacks = list(callbacks or [])
     if recipe.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))

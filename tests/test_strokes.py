@@ -162,6 +162,20 @@ def test_the_stroke_loss_is_lowest_for_the_right_frames_and_ignores_padding():
     assert padded == pytest.approx(right.item())
 
 
+def test_the_onset_weight_makes_a_missed_stroke_cost_more_than_a_false_one():
+    frame_seconds, frames = 0.005, 200
+    onsets, velocities, grace = torch.tensor([[100.0]]), torch.tensor([[0.5]]), torch.tensor([[0.0]])
+    missed = torch.full((1, frames, 3), -8.0)  # silent everywhere, the stroke at frame 20 included
+    false = missed.clone()
+    false[0, 20, 0] = 8.0  # the stroke found...
+    false[0, 120, 0] = 8.0  # ...and one more where there is none
+    even = [stroke_loss(x, None, onsets, velocities, grace, frame_seconds) for x in (missed, false)]
+    weighted = [stroke_loss(x, None, onsets, velocities, grace, frame_seconds, onset_weight=4.0)
+                for x in (missed, false)]
+    assert even[0] == pytest.approx(even[1].item(), rel=1e-3)  # unweighted, the two mistakes cost the same here
+    assert weighted[0] > weighted[1] + 0.1
+
+
 def test_decoding_finds_peaks_between_frames_and_reads_velocity_and_grace():
     logits = np.full((100, 3), -10.0)
     logits[30, 0], logits[29, 0], logits[31, 0] = 5.0, 0.0, 2.0  # the peak leans towards frame 31
@@ -390,3 +404,132 @@ def test_the_recall_benchmark_breaks_down_every_labelled_stroke(stroke_run, synt
         assert sum(count for _, count, _ in table) == len(rows), grouping
         found = sum(count * recall for _, count, recall in table if count)
         assert found == pytest.approx(matched), grouping
+
+
+# --------------------------------------------------------------------------- scoring a clip from its strokes
+
+
+def _sixteenths(seconds: float, tempo: float, jitter_ms: float = 0.0, seed: int = 0) -> torch.Tensor:
+    step = 60_000.0 / tempo / 4
+    times = torch.arange(0.0, seconds * 1000.0, step, dtype=torch.float64) + 37.0  # off the grid's zero
+    if not jitter_ms:
+        return times
+    return times + torch.from_numpy(np.random.default_rng(seed).normal(0.0, jitter_ms, len(times)))
+
+
+def test_stroke_statistics_measure_how_far_strokes_lie_from_the_grid():
+    from sousa_hf.stroke_statistics import STATISTICS, clip_statistics, statistic_names
+
+    names = statistic_names(use_tempo=True)
+    even = _sixteenths(8.0, 120.0)
+    velocity, grace = torch.full_like(even, 0.6), torch.zeros_like(even, dtype=torch.bool)
+    steady = dict(zip(names, clip_statistics(even, velocity, grace, 120.0).tolist()))
+    assert len(steady) == len(names) and steady["strokes"] == len(even) == 64
+    assert steady["grid_mean_abs_ms"] < 0.01 and steady["second_difference_mean_abs"] < 0.01
+    assert steady["ioi_median_ms"] == pytest.approx(125.0) and steady["velocity_std"] < 1e-6
+    shaky = dict(zip(names, clip_statistics(_sixteenths(8.0, 120.0, jitter_ms=10.0), velocity, grace, 120.0).tolist()))
+    assert 5.0 < shaky["grid_mean_abs_ms"] < 11.0  # |N(0, 10 ms)| averages 8 ms
+    assert shaky["second_difference_mean_abs"] > 10.0
+    # Without a tempo: only the statistics that need none, in the same order.
+    untimed = clip_statistics(even, velocity, grace)
+    assert untimed.shape == (len(STATISTICS),)
+    assert torch.allclose(untimed, clip_statistics(even, velocity, grace, 120.0)[: len(STATISTICS)])
+    with pytest.raises(ValueError, match="tempo"):
+        clip_statistics(even, velocity, grace, -1.0)
+    empty = clip_statistics(torch.zeros(0), torch.zeros(0), torch.zeros(0, dtype=torch.bool), 120.0)
+    assert torch.isfinite(empty).all()
+
+
+def _stroke_statistics_recipe(stroke_run: Path, synthetic_dir: Path, out: Path, *extra: str) -> list[str]:
+    settings = [o for o in TINY_STROKES if o.split("=")[0] in ("backbone", "backbone_config",
+                                                               "feature_extractor_config", "temporal_blocks")]
+    return [*settings, f"strokes_from={stroke_run}", "max_steps=4", "per_device_train_batch_size=8",
+            "per_device_eval_batch_size=8", "eval_strategy='no'", "num_proc=null", "dataloader_num_workers=0",
+            "logging_steps=1", f"data={synthetic_dir}", f"output_dir={out}", *extra]
+
+
+def test_a_clip_model_scores_from_the_strokes_a_trained_stroke_model_finds(stroke_run, synthetic_dir, synthetic_take,
+                                                                             tmp_path):
+    from safetensors.torch import load_file
+
+    recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml",
+                                   _stroke_statistics_recipe(stroke_run, synthetic_dir, tmp_path))
+    results = run(recipe, training)
+    assert "r2" in results["metrics"] and results["task"] == "overall_score"
+    trained, front_end = load_file(tmp_path / "model.safetensors"), load_file(stroke_run / "model.safetensors")
+    for name, tensor in front_end.items():  # the stroke model's weights, frozen
+        assert torch.equal(trained[name], tensor), name
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["stroke_threshold"] == json.loads((stroke_run / "config.json").read_text())["stroke_threshold"]
+    assert trained["stroke_statistics.statistics_std"].ne(1.0).any()  # standardised by the training split
+    predictor = SousaPredictor.from_pretrained(str(tmp_path), device="cpu")
+    assert predictor.needs_tempo and predictor.transcribes_strokes
+    with pytest.raises(SousaDataError, match="--tempo"):
+        predictor.predict_files([synthetic_take], progress=False)
+    (result,) = predictor.predict_files([synthetic_take], progress=False, tempo_bpm=100)
+    assert np.isfinite(result["scores"]["overall_score"])
+    assert isinstance(result["strokes"], list)
+    from sousa_hf.model_card import make_model_card
+
+    card = str(make_model_card(tmp_path, "user/sousa-stroke-statistics"))
+    assert "frozen" in card and "two-layer MLP" in card and "grace notes" in card
+    assert 'predict_files(["take.wav"], tempo_bpm=120)' in card and "--tempo 120" in card
+
+
+def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio(stroke_run, synthetic_dir):
+    from sousa_hf.backbone_cache import BackboneOutputs, cache_backbone_outputs
+    from sousa_hf.backbones import load_stroke_front_end
+
+    model, adapter = build_model("overall_score", "cnn:tiny", backbone_config={"time_pooling": False},
+                                 feature_extractor_config={"hop_length": 220, "feature_size": 32}, temporal_blocks=2,
+                                 pooling="stroke_statistics", use_tempo=True, length=LengthPolicy(max_seconds=None))
+    load_stroke_front_end(model, str(stroke_run))
+    assert not any(p.requires_grad for p in model.sousa.parameters()) and not model.strokes.weight.requires_grad
+    split = load_sousa(synthetic_dir, split="validation").select(range(4))
+    cached = cache_backbone_outputs(split, model, adapter)
+    collator = SousaCollator(adapter)
+    model.eval()
+    from_cache = collator([cached.with_format("numpy")[i] for i in range(4)])
+    with torch.no_grad():
+        audio_inputs = collator([prepare_inputs(split, adapter)[i] for i in range(4)])
+        from_audio = model(**{k: v for k, v in audio_inputs.items() if k != "labels"}).predictions
+        assert torch.allclose(model(cached_stroke_statistics=from_cache["cached_stroke_statistics"]).predictions,
+                              from_audio, atol=1e-5)
+        with pytest.raises(ValueError, match="tempo_bpm"):
+            model(input_features=audio_inputs["input_features"], attention_mask=audio_inputs["attention_mask"])
+    # What the cache depends on: another onset threshold (or stroke head) gives other statistics, another cache.
+    before = BackboneOutputs(model, adapter, "stroke_statistics").digest()
+    model.config.stroke_threshold += 0.1
+    assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
+
+
+def test_a_stroke_model_of_another_front_end_is_refused_naming_the_difference(stroke_run, synthetic_dir, tmp_path):
+    recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml",
+                                   _stroke_statistics_recipe(stroke_run, synthetic_dir, tmp_path, "temporal_blocks=3"))
+    with pytest.raises(SousaDataError, match="temporal_blocks"):
+        run(recipe, training)
+    recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml",
+                                   _stroke_statistics_recipe(tmp_path / "untrained", synthetic_dir, tmp_path / "out"))
+    with pytest.raises(SousaDataError, match="strokes_cnn.yaml"):
+        run(recipe, training)
+    with pytest.raises(SousaDataError, match="strokes_from"):
+        load_recipe(RECIPES / "stroke_statistics.yaml", [f"output_dir={tmp_path}", "strokes_from=null"])
+
+
+def test_the_ceiling_benchmark_describes_labelled_and_found_strokes_alike(stroke_run, synthetic_dir):
+    import importlib.util
+
+    from sousa_hf.stroke_statistics import statistic_names
+
+    path = RECIPES.parent / "benchmarks" / "stroke_statistics_ceiling.py"
+    spec = importlib.util.spec_from_file_location("stroke_statistics_ceiling", path)
+    ceiling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ceiling)
+    found = ceiling.found_statistics(str(stroke_run), str(synthetic_dir), use_tempo=True)
+    names = statistic_names(use_tempo=True)
+    row = found["validation"][0]
+    assert len(row["cached_stroke_statistics"]) == len(names)
+    labelled = dict(zip(names, ceiling.labelled_statistics(row, use_tempo=True)))
+    assert labelled["strokes"] == len(audible_onsets(row["strokes"], 1000.0 * row["duration_sec"])) > 0
+    # The synthetic renderer places strokes near the grid: the labelled ones lie within a few ms of it.
+    assert labelled["grid_median_abs_ms"] < 30.0

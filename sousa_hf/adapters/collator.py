@@ -20,7 +20,7 @@ class SousaCollator:
         self.adapter = adapter
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        if "cached_layer_stats" in features[0] or "cached_hidden_states" in features[0]:
+        if any(name.startswith("cached_") for name in features[0]):
             from ..backbone_cache import pad_cached_inputs  # a frozen backbone's outputs, cached
 
             batch = pad_cached_inputs(features)

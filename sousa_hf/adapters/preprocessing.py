@@ -107,7 +107,8 @@ def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache
         drop = [c for c in (dataset.column_names or []) if c not in PASSED_COLUMNS]
         return dataset.map(ModelInputs(adapter, train, seed), batched=True, batch_size=8, remove_columns=drop or None)
 
-    cached = [c for c in ("cached_layer_stats", "cached_hidden_states") if c in dataset.column_names]
+    cached = [c for c in ("cached_layer_stats", "cached_hidden_states", "cached_stroke_statistics")
+              if c in dataset.column_names]
     if cached:  # a frozen backbone's outputs (sousa_hf.backbone_cache): read as they are
         passed = [c for c in PASSED_COLUMNS if c in dataset.column_names]
         return dataset.with_format("numpy", columns=[*cached, *passed])
