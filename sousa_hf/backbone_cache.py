@@ -143,8 +143,8 @@ class BackboneOutputs:
     def digest(self) -> str:
         """What the cached numbers depend on: weights, configs, the adapter's settings and the code."""
         digest = hashlib.sha256()
-        # Stroke statistics come from the whole front end (backbone, temporal blocks, stroke head), its peak
-        # threshold and whether the grid statistics are in.
+        # Stroke statistics come from the whole front end (backbone, temporal blocks, stroke head: all in its
+        # weights), its peak threshold and whether the grid statistics are in.
         weights = self.sousa.backbone.state_dict()
         if self.kind == "stroke_statistics":  # not the head being trained on them
             weights = {name: value for name, value in self.model.state_dict().items()
@@ -160,8 +160,7 @@ class BackboneOutputs:
                     "code": preprocessing_code_digest(),
                     "modeling": _modeling_digest()}
         if self.kind == "stroke_statistics":
-            settings.update(stroke_threshold=self.sousa.config.stroke_threshold, use_tempo=self.sousa.config.use_tempo,
-                            temporal_blocks=self.sousa.config.temporal_blocks)
+            settings.update(stroke_threshold=self.sousa.config.stroke_threshold, use_tempo=self.sousa.config.use_tempo)
         digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
         return digest.hexdigest()
 

@@ -166,7 +166,7 @@ def load_stroke_front_end(model: SousaPreTrainedModel, source: str) -> None:
         ("backbone_config", config.backbone_config.to_diff_dict(), ours.backbone_config.to_diff_dict()),
         ("frame_seconds", config.frame_seconds, ours.frame_seconds),
         ("temporal_blocks", config.temporal_blocks, ours.temporal_blocks),
-        ("sampling_rate", config.sampling_rate, ours.sampling_rate)) if _comparable(a) != _comparable(b)]
+        ("sampling_rate", config.sampling_rate, ours.sampling_rate)) if _as_json(a) != _as_json(b)]
     if mismatched:
         raise SousaDataError(f"strokes_from={source!r} differs from this recipe in {', '.join(mismatched)}: set the "
                              "recipe's backbone_config, feature_extractor_config and temporal_blocks to the stroke "
@@ -188,7 +188,7 @@ def load_stroke_front_end(model: SousaPreTrainedModel, source: str) -> None:
     model.strokes.requires_grad_(False)
 
 
-def _comparable(value):
+def _as_json(value):
     """Config values as JSON would have them (tuples and lists alike); `transformers_version` aside."""
     if isinstance(value, dict):
         value = {k: v for k, v in value.items() if k != "transformers_version"}

@@ -702,6 +702,14 @@ class _SousaHeadModel(SousaPreTrainedModel):
                                       self.config.stroke_threshold, tempo if self.config.use_tempo else None)
         return statistics, {"stroke_logits": logits, "frame_mask": outputs.frame_mask}
 
+    @torch.no_grad()
+    def fit_stroke_statistics_norm(self, batches) -> None:
+        """Set `stroke_statistics` pooling's standardisation from batches of model inputs (the training split's):
+        their cached statistics, or the frozen stroke front end's on their audio."""
+        rows = [batch["cached_stroke_statistics"] if "cached_stroke_statistics" in batch
+                else self.clip_stroke_statistics(dict(batch))[0] for batch in batches]
+        self.stroke_statistics.fit(torch.cat(rows))
+
     def _with_aux_strokes(self, loss: torch.Tensor | None, strokes: dict) -> torch.Tensor | None:
         """The clip task's own loss plus `aux_strokes` times the stroke loss (what a plain Trainer would use)."""
         if loss is None or "stroke_loss" not in strokes:

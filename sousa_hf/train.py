@@ -81,36 +81,24 @@ def model_config(model):
     return (model.get_base_model() if hasattr(model, "get_base_model") else model).config
 
 
+# The poolings that standardise their statistics by the training split's (`fit_statistics_norm`).
+STANDARDISED_POOLINGS = ("layer_stats", "stroke_statistics")
+
+
 def fit_statistics_norm(model, train, collator, batch_size: int) -> None:
-    """`layer_stats` pooling standardises each statistic by the training split's mean and spread: one
-    pass over it (the head's inputs alone, with a backbone cache), in evaluation mode."""
+    """`layer_stats` and `stroke_statistics` pooling standardise each statistic by the training split's mean and
+    spread: one pass over it (the head's inputs alone, with a backbone cache), in evaluation mode."""
     from torch.utils.data import DataLoader
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     was_training = base.training
     base.eval()
-    base.sousa.fit_statistics_norm({k: v for k, v in batch.items() if k not in ("labels", "labels_mask")}
-                                   for batch in DataLoader(train, batch_size=batch_size, collate_fn=collator))
-    base.train(was_training)
-
-
-def fit_stroke_statistics_norm(model, train, collator, batch_size: int) -> None:
-    """`stroke_statistics` pooling standardises each statistic by the training split's mean and spread: one pass
-    over it (the cached statistics, or the frozen stroke front end on the audio), in evaluation mode."""
-    from torch.utils.data import DataLoader
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    was_training = base.training
-    base.eval()
-    rows = []
-    with torch.no_grad():
-        for batch in DataLoader(train, batch_size=batch_size, collate_fn=collator):
-            if "cached_stroke_statistics" in batch:
-                rows.append(batch["cached_stroke_statistics"])
-            else:
-                inputs = {k: v for k, v in batch.items() if k not in ("labels", "labels_mask")}
-                rows.append(base.clip_stroke_statistics(inputs)[0])
-    base.stroke_statistics.fit(torch.cat(rows))
+    batches = ({k: v for k, v in batch.items() if k not in ("labels", "labels_mask")}
+               for batch in DataLoader(train, batch_size=batch_size, collate_fn=collator))
+    if base.config.pooling == "stroke_statistics":
+        base.fit_stroke_statistics_norm(batches)
+    else:
+        base.sousa.fit_statistics_norm(batches)
     base.train(was_training)
 
 
@@ -216,10 +204,8 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         train = prepare_inputs(splits["train"], adapter, train=True, cache=input_cache, num_proc=recipe.num_proc,
                                seed=args.seed)
         evaluation = prepare_inputs(splits[recipe.eval_split], adapter, cache=input_cache, num_proc=recipe.num_proc)
-    if model_config(model).pooling == "layer_stats" and checkpoint is None:
+    if model_config(model).pooling in STANDARDISED_POOLINGS and checkpoint is None:
         fit_statistics_norm(model, train, SousaCollator(adapter), args.per_device_eval_batch_size)
-    if model_config(model).pooling == "stroke_statistics" and checkpoint is None:
-        fit_stroke_statistics_norm(model, train, SousaCollator(adapter), args.per_device_eval_batch_size)
     callbacks = list(callbacks or [])
     if recipe.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
