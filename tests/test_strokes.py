@@ -16,6 +16,7 @@ from sousa_hf.adapters.base import LengthPolicy
 from sousa_hf.adapters.collator import SousaCollator
 from sousa_hf.adapters.preprocessing import prepare_inputs
 from sousa_hf.backbones import build_model
+from sousa_hf.data.audio import decode_audio
 from sousa_hf.data.strokes import AUDIO_OFFSET_MS, audible_onsets
 from sousa_hf.modeling_sousa import stroke_loss
 from sousa_hf.predict import SousaPredictor
@@ -516,15 +517,20 @@ def test_a_stroke_model_of_another_front_end_is_refused_naming_the_difference(st
         load_recipe(RECIPES / "stroke_statistics.yaml", [f"output_dir={tmp_path}", "strokes_from=null"])
 
 
-def test_the_ceiling_benchmark_describes_labelled_and_found_strokes_alike(stroke_run, synthetic_dir):
+def _benchmark(name: str):
+    """A script of benchmarks/ as a module."""
     import importlib.util
 
+    spec = importlib.util.spec_from_file_location(name, RECIPES.parent / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ceiling_benchmark_describes_labelled_and_found_strokes_alike(stroke_run, synthetic_dir):
     from sousa_hf.stroke_statistics import statistic_names
 
-    path = RECIPES.parent / "benchmarks" / "stroke_statistics_ceiling.py"
-    spec = importlib.util.spec_from_file_location("stroke_statistics_ceiling", path)
-    ceiling = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ceiling)
+    ceiling = _benchmark("stroke_statistics_ceiling")
     found = ceiling.found_statistics(str(stroke_run), str(synthetic_dir), use_tempo=True)
     names = statistic_names(use_tempo=True)
     row = found["validation"][0]
@@ -533,3 +539,24 @@ def test_the_ceiling_benchmark_describes_labelled_and_found_strokes_alike(stroke
     assert labelled["strokes"] == len(audible_onsets(row["strokes"], 1000.0 * row["duration_sec"])) > 0
     # The synthetic renderer places strokes near the grid: the labelled ones lie within a few ms of it.
     assert labelled["grid_median_abs_ms"] < 30.0
+
+
+def test_the_sample_rate_benchmark_scores_the_same_clips_at_both_rates(stroke_run, synthetic_dir, tmp_path, capsys,
+                                                                        monkeypatch):
+    shift = _benchmark("sample_rate_shift")
+    monkeypatch.setattr("sys.argv", ["sample_rate_shift.py", str(stroke_run), "--data", str(synthetic_dir),
+                                     "--out", str(tmp_path), "--json", str(tmp_path / "table.json")])
+    shift.main()
+    stored = load_sousa(tmp_path / "as-stored", "audio", split="test", strokes=True)
+    resampled = load_sousa(tmp_path / "16000", "audio", split="test", strokes=True)
+    everything = load_sousa(synthetic_dir, "audio", strokes=True)
+    assert stored["sample_id"] == resampled["sample_id"]
+    assert sorted(stored["sample_id"]) == sorted(i for split in everything.values() for i in split["sample_id"])
+    assert resampled[0]["strokes"] == stored[0]["strokes"]
+    (high, high_rate), (low, low_rate) = (decode_audio(d[0]["audio"]) for d in (stored, resampled))
+    assert (high_rate, low_rate) == (44100, 16000) and abs(low.size / low_rate - high.size / high_rate) < 1e-3
+    table = json.loads((tmp_path / "table.json").read_text())[str(stroke_run)]
+    assert set(table) == {"as stored", "16 kHz"}
+    for metrics in table.values():
+        assert 0.0 <= metrics["onset_f1_25ms"] <= 1.0
+    assert "| onset_f1_25ms |" in capsys.readouterr().out
