@@ -21,7 +21,6 @@ from sklearn.metrics import balanced_accuracy_score, r2_score
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from transformers import AutoFeatureExtractor
 
 from sousa_hf import load_sousa, prepare_task
 from sousa_hf.adapters.base import LengthPolicy
@@ -39,13 +38,11 @@ SPLITS = ("train", "validation", "test")
 def found_statistics(strokes_model: str, data: str, use_tempo: bool) -> dict:
     """Each split's rows with `cached_stroke_statistics`: the statistics of the strokes the model finds."""
     config = SousaConfig.from_pretrained(strokes_model)
-    extractor = AutoFeatureExtractor.from_pretrained(strokes_model)
     model, adapter = build_model(
         "overall_score", "cnn:random", backbone_config=config.backbone_config.to_diff_dict(),
-        feature_extractor_config={"hop_length": extractor.hop_length, "feature_size": extractor.feature_size},
-        temporal_blocks=config.temporal_blocks, pooling="stroke_statistics", use_tempo=use_tempo,
-        length=LengthPolicy(max_seconds=None))
-    load_stroke_front_end(model, strokes_model)
+        feature_extractor=strokes_model, temporal_blocks=config.temporal_blocks, pooling="stroke_statistics",
+        use_tempo=use_tempo, length=LengthPolicy(max_seconds=None))
+    load_stroke_front_end(model, strokes_model, adapter.feature_extractor)
     splits = load_sousa(data, "audio", strokes=True)
     return {name: cache_backbone_outputs(splits[name], model, adapter) for name in SPLITS}
 

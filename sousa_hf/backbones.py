@@ -23,6 +23,7 @@ from transformers import (
     AutoConfig,
     ClapAudioConfig,
     ClapModel,
+    FeatureExtractionMixin,
     HubertConfig,
     HubertModel,
     PretrainedConfig,
@@ -143,10 +144,11 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
 STROKE_FRONT_END = ("sousa.backbone.", "sousa.temporal.", "strokes.")
 
 
-def load_stroke_front_end(model: SousaPreTrainedModel, source: str) -> None:
+def load_stroke_front_end(model: SousaPreTrainedModel, source: str, feature_extractor) -> None:
     """Give `model` (with `pooling="stroke_statistics"`) the backbone, temporal blocks, stroke head and onset
     threshold of the trained stroke model at `source` (a `recipes/strokes_cnn.yaml` run's folder or a Hub id),
-    frozen: the clip head then learns from the strokes that model finds."""
+    frozen: the clip head then learns from the strokes that model finds. `feature_extractor` (the clip model's)
+    must make the stroke model's features: its settings are compared with the stroke model's saved ones."""
 
     if model.config.pooling != "stroke_statistics":
         raise SousaDataError(f"strokes_from gives a stroke front end to pooling='stroke_statistics', not "
@@ -167,6 +169,14 @@ def load_stroke_front_end(model: SousaPreTrainedModel, source: str) -> None:
         ("frame_seconds", config.frame_seconds, ours.frame_seconds),
         ("temporal_blocks", config.temporal_blocks, ours.temporal_blocks),
         ("sampling_rate", config.sampling_rate, ours.sampling_rate)) if _as_json(a) != _as_json(b)]
+    try:
+        theirs, _ = FeatureExtractionMixin.get_feature_extractor_dict(source)
+    except OSError as err:
+        raise SousaDataError(f"strokes_from={source!r} has no feature extractor (preprocessor_config.json): "
+                             f"{err}") from err
+    mismatched += [f"feature_extractor_config.{key} ({theirs.get(key)!r} there, {value!r} here)"
+                   for key, value in _feature_settings(feature_extractor.to_dict()).items()
+                   if _as_json(theirs.get(key)) != _as_json(value)]
     if mismatched:
         raise SousaDataError(f"strokes_from={source!r} differs from this recipe in {', '.join(mismatched)}: set the "
                              "recipe's backbone_config, feature_extractor_config and temporal_blocks to the stroke "
@@ -186,6 +196,13 @@ def load_stroke_front_end(model: SousaPreTrainedModel, source: str) -> None:
     ours.stroke_threshold = config.stroke_threshold
     model.sousa.requires_grad_(False)
     model.strokes.requires_grad_(False)
+
+
+def _feature_settings(extractor_dict: dict) -> dict:
+    """What shapes a feature extractor's features: its saved settings less the suite's length policy and the
+    auto-class bookkeeping (a clip model reads whole takes where its stroke model trained on crops)."""
+    return {key: value for key, value in extractor_dict.items()
+            if not key.startswith("sousa_") and key not in ("auto_map", "processor_class")}
 
 
 def _as_json(value):

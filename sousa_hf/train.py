@@ -189,7 +189,7 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         temporal_blocks=recipe.temporal_blocks, aux_strokes=recipe.aux_strokes, use_tempo=recipe.use_tempo,
         stroke_onset_weight=recipe.stroke_onset_weight)
     if recipe.strokes_from is not None:
-        load_stroke_front_end(model, recipe.strokes_from)
+        load_stroke_front_end(model, recipe.strokes_from, adapter.feature_extractor)
     if args.process_index == 0 and not holds_finished_model(args.output_dir):
         # First, so that a crashed run's checkpoints say which recipe made them. A folder with a finished
         # model got here only under that model's own recipe, whose record stays as it is.

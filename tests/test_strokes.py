@@ -484,7 +484,7 @@ def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio
     model, adapter = build_model("overall_score", "cnn:tiny", backbone_config={"time_pooling": False},
                                  feature_extractor_config={"hop_length": 220, "feature_size": 32}, temporal_blocks=2,
                                  pooling="stroke_statistics", use_tempo=True, length=LengthPolicy(max_seconds=None))
-    load_stroke_front_end(model, str(stroke_run))
+    load_stroke_front_end(model, str(stroke_run), adapter.feature_extractor)
     assert not any(p.requires_grad for p in model.sousa.parameters()) and not model.strokes.weight.requires_grad
     split = load_sousa(synthetic_dir, split="validation").select(range(4))
     cached = cache_backbone_outputs(split, model, adapter)
@@ -508,6 +508,11 @@ def test_a_stroke_model_of_another_front_end_is_refused_naming_the_difference(st
     recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml",
                                    _stroke_statistics_recipe(stroke_run, synthetic_dir, tmp_path, "temporal_blocks=3"))
     with pytest.raises(SousaDataError, match="temporal_blocks"):
+        run(recipe, training)
+    # Features of another mel range would reach the same weights without a word: refused too.
+    recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml", _stroke_statistics_recipe(
+        stroke_run, synthetic_dir, tmp_path / "f_max", "feature_extractor_config.f_max=6000"))
+    with pytest.raises(SousaDataError, match=r"feature_extractor_config\.f_max \(None there, 6000 here\)"):
         run(recipe, training)
     recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml",
                                    _stroke_statistics_recipe(tmp_path / "untrained", synthetic_dir, tmp_path / "out"))
