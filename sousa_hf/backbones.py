@@ -144,7 +144,7 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
 STROKE_FRONT_END = ("sousa.backbone.", "sousa.temporal.", "strokes.")
 
 
-def load_stroke_front_end(model: SousaPreTrainedModel, source: str, feature_extractor) -> None:
+def load_stroke_front_end(model: SousaPreTrainedModel, source: str, feature_extractor: FeatureExtractionMixin) -> None:
     """Give `model` (with `pooling="stroke_statistics"`) the backbone, temporal blocks, stroke head and onset
     threshold of the trained stroke model at `source` (a `recipes/strokes_cnn.yaml` run's folder or a Hub id),
     frozen: the clip head then learns from the strokes that model finds. `feature_extractor` (the clip model's)
