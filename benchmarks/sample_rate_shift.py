@@ -55,7 +55,7 @@ def write_copy(source: Path, target: Path, rate: int | None) -> int:
 
 
 def headline(results: dict) -> dict[str, float]:
-    metrics = results.get("metrics", results)
+    metrics = results["metrics"]
     return {name: float(metrics[name]) for name in HEADLINES if isinstance(metrics.get(name), (int, float))}
 
 

@@ -389,11 +389,18 @@ def test_the_demo_shows_a_stroke_models_timeline(stroke_run, synthetic_take):
     assert Path(waveform).is_file() and Path(timeline).is_file()
 
 
-def test_the_recall_benchmark_breaks_down_every_labelled_stroke(stroke_run, synthetic_dir):
+def _benchmark(name: str):
+    """A script of benchmarks/ as a module."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location("stroke_recall", RECIPES.parent / "benchmarks" / "stroke_recall.py")
-    stroke_recall = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stroke_recall)
+
+    spec = importlib.util.spec_from_file_location(name, RECIPES.parent / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_recall_benchmark_breaks_down_every_labelled_stroke(stroke_run, synthetic_dir):
+    stroke_recall = _benchmark("stroke_recall")
     split = load_sousa(str(synthetic_dir), "audio", split="validation", strokes=True).select(range(3))
     rows, detected, matched = stroke_recall.stroke_rows(SousaPredictor.from_pretrained(str(stroke_run)), split)
     heard = sum(len(audible_onsets(r["strokes"])) for r in split)
@@ -520,16 +527,6 @@ def test_a_stroke_model_of_another_front_end_is_refused_naming_the_difference(st
         run(recipe, training)
     with pytest.raises(SousaDataError, match="strokes_from"):
         load_recipe(RECIPES / "stroke_statistics.yaml", [f"output_dir={tmp_path}", "strokes_from=null"])
-
-
-def _benchmark(name: str):
-    """A script of benchmarks/ as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, RECIPES.parent / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_ceiling_benchmark_describes_labelled_and_found_strokes_alike(stroke_run, synthetic_dir):
