@@ -43,6 +43,7 @@ from .modeling_sousa import (
     SousaForScoreRegression,
     SousaForStrokes,
     SousaPreTrainedModel,
+    SousaStrokeHead,
 )
 
 VARIANTS = ("random", "tiny")
@@ -77,7 +78,8 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
                 regression_loss: str = "mse", huber_delta: float = 1.0,
                 target_weights: list[float] | dict[str, float] | None = None, feature_extractor: str | None = None,
                 feature_extractor_config: dict | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
-                use_tempo: bool = False, stroke_onset_weight: float = 1.0) -> tuple[SousaPreTrainedModel, AudioAdapter]:
+                use_tempo: bool = False, stroke_onset_weight: float = 1.0,
+                stroke_cluster_ms: float = 0.0) -> tuple[SousaPreTrainedModel, AudioAdapter]:
     """A SOUSA model for `task` on `backbone`, and the adapter that makes its inputs.
 
     Args:
@@ -94,7 +96,8 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
             (e.g. one `sousa-hf adapters stats` saved with SOUSA's statistics); same family as `backbone`.
         feature_extractor_config: settings of the family's default feature extractor, e.g. `{"hop_length": 220}`
             for the CNN's 5 ms frames (a `<family>:random/tiny` backbone only: a checkpoint brings its own).
-        temporal_blocks, aux_strokes, use_tempo, stroke_onset_weight: see `SousaConfig`; the `strokes` task and
+        temporal_blocks, aux_strokes, use_tempo, stroke_onset_weight, stroke_cluster_ms: see `SousaConfig`; the
+            `strokes` task and
             `aux_strokes` need a backbone with frames in time (not AST or CLAP).
 
     Returns:
@@ -133,7 +136,7 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         classifier_dropout=classifier_dropout, regression_loss=regression_loss, huber_delta=huber_delta,
         adapter=adapter.name, sampling_rate=adapter.sampling_rate, max_seconds=adapter.max_seconds,
         frame_seconds=frame_seconds, temporal_blocks=temporal_blocks, aux_strokes=aux_strokes, use_tempo=use_tempo,
-        stroke_onset_weight=stroke_onset_weight, **kind_kwargs)
+        stroke_onset_weight=stroke_onset_weight, stroke_cluster_ms=stroke_cluster_ms, **kind_kwargs)
     model = _CLASSES[task.kind](sousa_config)
     if pretrained is not None:
         model.sousa.backbone.load_state_dict(pretrained.state_dict())
@@ -192,6 +195,9 @@ def load_stroke_front_end(model: SousaPreTrainedModel, source: str, feature_extr
     if missing:
         raise SousaDataError(f"strokes_from={source!r} lacks {len(missing)} weight(s) of the stroke front end, e.g. "
                              f"{missing[0]}")
+    # The stroke model decodes its clusters (or not) as it was trained to: its head's outputs come with it.
+    ours.stroke_cluster_ms = config.stroke_cluster_ms
+    model.strokes = SousaStrokeHead(model.sousa.hidden_size, ours.stroke_head_outputs)
     model.load_state_dict(weights, strict=False)
     ours.stroke_threshold = config.stroke_threshold
     model.sousa.requires_grad_(False)

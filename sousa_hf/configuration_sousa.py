@@ -11,6 +11,8 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 TASK_KINDS = ("classification", "regression", "multitask", "strokes")
 STROKE_OUTPUTS = ("onset", "velocity", "grace")  # per frame: onset logit, velocity (0-1) logit, grace-note logit
+# With `stroke_cluster_ms`, per frame also: the log of how many strokes follow a cluster's first one, and their spacing.
+STROKE_CLUSTER_OUTPUTS = ("followers", "follower_spacing")
 POOLINGS = ("mean", "attentive_stats", "weighted_layers", "layer_stats", "stroke_statistics")
 REGRESSION_LOSSES = ("mse", "huber")
 
@@ -79,6 +81,10 @@ class SousaConfig(PretrainedConfig):
         stroke_target_frames: the width (a Gaussian's standard deviation, in frames) of each stroke's onset target.
         stroke_onset_weight: the weight of the onset targets against the frames without a stroke in the onset loss
             (binary cross-entropy's `pos_weight`: above 1, a missed stroke costs more than a false one).
+        stroke_cluster_ms: strokes closer than this (ms) to the one before are a cluster (a buzz's bounces, 2-5 ms
+            apart; a flat flam): too close for two peaks of the onset curve, so the onset output marks a cluster's
+            first stroke and two more outputs per frame (`STROKE_CLUSTER_OUTPUTS`) say how many strokes follow it
+            and how far apart. 0: every stroke is its own peak (a head of three outputs).
         stroke_threshold: the onset probability a peak must reach to be a stroke (after training: the one that
             gave the best onset F1 on the validation split).
         use_tempo: the model takes `tempo_bpm` (the metronome's tempo, which a drummer knows) as an input (with
@@ -96,7 +102,8 @@ class SousaConfig(PretrainedConfig):
                  adapter: str | None = None, sampling_rate: int | None = None, max_seconds: float | None = None,
                  frame_seconds: float | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
                  stroke_target_frames: float = 1.0, use_tempo: bool = False, stroke_threshold: float = 0.5,
-                 statistics_hidden_size: int = 256, stroke_onset_weight: float = 1.0, **kwargs):
+                 statistics_hidden_size: int = 256, stroke_onset_weight: float = 1.0,
+                 stroke_cluster_ms: float = 0.0, **kwargs):
         if task_kind not in TASK_KINDS:
             raise ValueError(f"unknown task_kind {task_kind!r}; expected one of {', '.join(TASK_KINDS)}")
         if pooling not in POOLINGS:
@@ -111,7 +118,7 @@ class SousaConfig(PretrainedConfig):
         if task_kind == "classification":
             _check_label_map(kwargs)
         elif task_kind == "strokes":
-            target_names = list(STROKE_OUTPUTS)
+            target_names = list(STROKE_OUTPUTS) + (list(STROKE_CLUSTER_OUTPUTS) if stroke_cluster_ms else [])
             kwargs.setdefault("id2label", dict(enumerate(target_names)))
             kwargs.setdefault("label2id", {name: i for i, name in enumerate(target_names)})
         else:
@@ -146,6 +153,7 @@ class SousaConfig(PretrainedConfig):
         self.aux_strokes = aux_strokes
         self.stroke_target_frames = stroke_target_frames
         self.stroke_onset_weight = stroke_onset_weight
+        self.stroke_cluster_ms = stroke_cluster_ms
         self.stroke_threshold = stroke_threshold
         self.use_tempo = use_tempo
         self.statistics_hidden_size = statistics_hidden_size
@@ -155,6 +163,11 @@ class SousaConfig(PretrainedConfig):
                                             else ["stroke_logits", "stroke_loss", "frame_mask"])
         if task_kind == "regression":
             self.problem_type = "regression"
+
+    @property
+    def stroke_head_outputs(self) -> int:
+        """How many outputs per frame the stroke head has: onset, velocity, grace (and the cluster outputs)."""
+        return len(STROKE_OUTPUTS) + (len(STROKE_CLUSTER_OUTPUTS) if self.stroke_cluster_ms else 0)
 
 
 def _backbone_config(config: PretrainedConfig | dict | None) -> PretrainedConfig:

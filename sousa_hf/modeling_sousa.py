@@ -370,22 +370,44 @@ class SousaTemporalBlock(nn.Module):
 
 
 class SousaStrokeHead(nn.Linear):
-    """Per frame: an onset logit, a velocity logit (sigmoid: 0-1, MIDI velocity / 127) and a grace-note logit."""
+    """Per frame: an onset logit, a velocity logit (sigmoid: 0-1, MIDI velocity / 127) and a grace-note logit; with
+    five outputs (`stroke_cluster_ms`) also the log of how many strokes follow a cluster's first one and their
+    spacing in frames (through softplus)."""
 
-    def __init__(self, width: int):
-        super().__init__(width, 3)
+    def __init__(self, width: int, outputs: int = 3):
+        super().__init__(width, outputs)
+
+
+def stroke_clusters(position: torch.Tensor, present: torch.Tensor, cluster_frames: float
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strokes `(batch, strokes)` in time order (positions in frames; `present` false for padding, which comes last)
+    grouped into clusters: runs of strokes each closer than `cluster_frames` to the one before. Returns `first`
+    (the stroke starts a cluster) and `(batch, strokes, 2)`: where `first`, how many strokes follow it in its
+    cluster and their mean spacing in frames (zeros elsewhere)."""
+    follows = torch.zeros_like(present)
+    follows[:, 1:] = present[:, 1:] & present[:, :-1] & (position[:, 1:] - position[:, :-1] < cluster_frames)
+    first = present & ~follows
+    cluster = (first.long().cumsum(dim=1) - 1).clamp(min=0)  # the cluster of each stroke, numbered from 0
+    followers = torch.zeros_like(position).scatter_add_(1, cluster, follows.to(position.dtype))
+    last = torch.zeros_like(position).scatter_reduce_(1, cluster, torch.where(present, position, 0.0), "amax")
+    followers, last = followers.gather(1, cluster), last.gather(1, cluster)
+    spacing = torch.where(followers > 0, (last - position) / followers.clamp(min=1.0), torch.zeros_like(position))
+    return first, torch.stack([followers, spacing], dim=-1) * first[..., None]
 
 
 def stroke_loss(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | None, stroke_onsets: torch.Tensor,
                 stroke_velocities: torch.Tensor, stroke_is_grace: torch.Tensor, frame_seconds: float,
-                target_frames: float = 1.0, onset_weight: float = 1.0) -> torch.Tensor:
+                target_frames: float = 1.0, onset_weight: float = 1.0, cluster_ms: float = 0.0) -> torch.Tensor:
     """Stroke transcription loss, the mean over clips of each clip's:
 
     - onset: binary cross-entropy over its real frames against soft targets (a Gaussian of `target_frames`
       frames around every stroke, the largest where two overlap: a tolerance of about a frame either way), the
       targets weighted by `onset_weight` against the frames without a stroke;
     - velocity: squared error of the sigmoid at each stroke's nearest frame;
-    - grace: binary cross-entropy of the grace-note flag at each stroke's nearest frame.
+    - grace: binary cross-entropy of the grace-note flag at each stroke's nearest frame;
+    - with `cluster_ms` (a head of five outputs, `stroke_clusters`): the onset targets mark only each cluster's
+      first stroke, and at its nearest frame and the frames either side (where a peak may land) a Poisson loss
+      of how many strokes follow it and, where some do, the squared error of their spacing in frames.
 
     `stroke_onsets` `(batch, strokes)` in ms, -1 (any negative value) where a clip has fewer strokes.
     """
@@ -395,9 +417,16 @@ def stroke_loss(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | None, st
     onsets = stroke_onsets.to(device, torch.float32)
     present = onsets >= 0
     position = onsets / 1000.0 / frame_seconds  # in frames
+    peaked = present
+    if cluster_ms:
+        order = torch.where(present, position, torch.full_like(position, float("inf"))).argsort(dim=1, stable=True)
+        position, present = position.gather(1, order), present.gather(1, order)
+        stroke_velocities = stroke_velocities.to(device).gather(1, order)
+        stroke_is_grace = stroke_is_grace.to(device).gather(1, order)
+        peaked, clusters = stroke_clusters(position, present, cluster_ms / 1000.0 / frame_seconds)
     times = torch.arange(frames, device=device, dtype=torch.float32)
     distance = times[None, None, :] - position[:, :, None]  # (batch, strokes, frames)
-    bumps = torch.exp(-0.5 * (distance / target_frames) ** 2) * present[..., None]
+    bumps = torch.exp(-0.5 * (distance / target_frames) ** 2) * peaked[..., None]
     target = bumps.amax(dim=1) if bumps.shape[1] else torch.zeros(batch, frames, device=device)
     real = (torch.ones(batch, frames, device=device) if frame_mask is None
             else frame_mask.to(device, torch.float32))
@@ -411,7 +440,27 @@ def stroke_loss(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | None, st
     velocity = ((at_strokes[..., 1].sigmoid() - stroke_velocities.to(device, torch.float32)) ** 2 * counted)
     grace = nn.functional.binary_cross_entropy_with_logits(
         at_strokes[..., 2], stroke_is_grace.to(device, torch.float32), reduction="none") * counted
-    return (onset + velocity.sum(dim=1) / count + grace.sum(dim=1) / count).mean()
+    loss = onset + velocity.sum(dim=1) / count + grace.sum(dim=1) / count
+    if cluster_ms:
+        loss = loss + _cluster_loss(logits, nearest, peaked, clusters)
+    return loss.mean()
+
+
+def _cluster_loss(logits: torch.Tensor, nearest: torch.Tensor, first: torch.Tensor, clusters: torch.Tensor
+                  ) -> torch.Tensor:
+    """Each clip's loss of the cluster outputs (`stroke_loss`) at the frames of its clusters' first strokes."""
+    frames = logits.shape[1]
+    followers, spacing = clusters[..., 0], clusters[..., 1]
+    count_loss, spacing_loss = 0.0, 0.0
+    for step in (-1, 0, 1):
+        at = torch.gather(logits, 1, (nearest + step).clamp(0, frames - 1)[..., None].expand(-1, -1, 5))
+        count_loss = count_loss + nn.functional.poisson_nll_loss(at[..., 3], followers, log_input=True,
+                                                                 full=False, reduction="none")
+        spacing_loss = spacing_loss + (nn.functional.softplus(at[..., 4]) - spacing) ** 2
+    first = first.float()
+    spaced = first * (followers > 0)
+    return ((count_loss * first).sum(dim=1) / first.sum(dim=1).clamp(min=1.0)
+            + (spacing_loss * spaced).sum(dim=1) / spaced.sum(dim=1).clamp(min=1.0)) / 3
 
 
 # --------------------------------------------------------------------------- models
@@ -647,7 +696,7 @@ class _SousaHeadModel(SousaPreTrainedModel):
         # A stroke head on the frames: the task itself (`strokes`) or a second loss beside a clip task.
         with_strokes = (config.task_kind == "strokes" or bool(config.aux_strokes)
                         or config.pooling == "stroke_statistics")
-        self.strokes = SousaStrokeHead(self.sousa.hidden_size) if with_strokes else None
+        self.strokes = SousaStrokeHead(self.sousa.hidden_size, config.stroke_head_outputs) if with_strokes else None
         self.stroke_statistics = None
         if config.pooling == "stroke_statistics":
             self.stroke_statistics = StrokeStatisticsEncoder(len(statistic_names(config.use_tempo)),
@@ -685,7 +734,8 @@ class _SousaHeadModel(SousaPreTrainedModel):
             strokes = {"stroke_logits": logits, "frame_mask": outputs.frame_mask}
             if all(label is not None for label in labels):
                 strokes["stroke_loss"] = stroke_loss(logits, outputs.frame_mask, *labels, self.config.frame_seconds,
-                                                     self.config.stroke_target_frames, self.config.stroke_onset_weight)
+                                                     self.config.stroke_target_frames, self.config.stroke_onset_weight,
+                                                     self.config.stroke_cluster_ms)
         pooled = None if outputs.pooled_output is None else self.dropout(outputs.pooled_output)
         return pooled, outputs.hidden_states if output_hidden_states else None, strokes
 

@@ -42,6 +42,8 @@ class Recipe:
             `auxiliary/strokes.parquet`. The `strokes` task trains transcription alone.
         use_tempo: the model takes the clip's `tempo_bpm` as an input (then required to predict).
         stroke_onset_weight: the stroke loss's weight of onset targets against frames without a stroke (`SousaConfig`).
+        stroke_cluster_ms: strokes closer than this to the one before are decoded as one peak's cluster, its size
+            and spacing predicted (a buzz's bounces; `SousaConfig`). 0: off.
         strokes_from: with `pooling: stroke_statistics`, the trained stroke model (a `recipes/strokes_cnn.yaml`
             run's folder or a Hub id) whose backbone, temporal blocks and stroke head the clip model takes, frozen.
         length: the adapter's `LengthPolicy` (`max_seconds`, `train_crop`, `eval_crop`).
@@ -87,6 +89,7 @@ class Recipe:
     use_tempo: bool = False
     strokes_from: str | None = None
     stroke_onset_weight: float = 1.0
+    stroke_cluster_ms: float = 0.0
     training_mode: str = "full"
     lora: dict[str, Any] = field(default_factory=dict)
     class_weights: bool = True
@@ -111,9 +114,8 @@ _DICT_KEYS = {name for name in RECIPE_KEYS if isinstance(getattr(Recipe(), name)
 RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "backbone", "backbone_config",
                      "feature_extractor", "feature_extractor_config", "length", "pooling", "classifier_dropout",
                      "regression_loss", "huber_delta", "target_weights", "temporal_blocks", "aux_strokes",
-                     "use_tempo", "strokes_from", "stroke_onset_weight", "training_mode", "lora", "class_weights",
-                     "filters", "apply_default_filter",
-                     "bad_audio", "max_train_samples")
+                     "use_tempo", "strokes_from", "stroke_onset_weight", "stroke_cluster_ms", "training_mode", "lora",
+                     "class_weights", "filters", "apply_default_filter", "bad_audio", "max_train_samples")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 # Never written to a run's recipe.yaml, which is uploaded with the model.
 SECRET_KEYS = ("hub_token",)

@@ -8,8 +8,9 @@ of that deviation over the take), how loud and how even the strokes are (velocit
 accent contrast, alternation between odd and even strokes: a hand-balance proxy), and how many grace
 notes and close pairs (flams, drags, diddles) there are and how they are spaced.
 
-Imports only torch, so it travels as remote code beside `modeling_sousa.py`. `pick_onsets` is the peak
-picking every stroke decoder in the suite uses.
+Imports only torch, so it travels as remote code beside `modeling_sousa.py`. `clip_strokes` (peaks of the onset
+probability, `pick_onsets`, and the strokes of each peak's cluster) is the decoding every stroke reader in the
+suite uses.
 """
 
 from __future__ import annotations
@@ -55,6 +56,40 @@ def pick_onsets(onset_probability: torch.Tensor, threshold: float) -> tuple[torc
     shift = torch.where(concave, 0.5 * (left - right) / torch.where(concave, curvature, torch.ones_like(curvature)),
                         torch.zeros_like(curvature))
     return peaks, peaks + shift.clamp(-0.5, 0.5)
+
+
+def clip_strokes(stroke_logits: torch.Tensor, threshold: float) -> dict[str, torch.Tensor]:
+    """One clip's strokes from its stroke head's `(frames, outputs)` logits (real frames only):
+    `{"position" (frames), "velocity" (0-1), "is_grace", "confidence"}` in time order.
+
+    Each peak of the onset probability (`pick_onsets`) is a stroke. A head with cluster outputs (five: a model
+    with `stroke_cluster_ms`) marks only a cluster's first stroke with a peak; the peak's own outputs say how many
+    strokes follow it (the Poisson rate, rounded) and how far apart (frames), and each of those strokes reads its
+    velocity and grace flag at its own nearest frame, its confidence being the peak's.
+    """
+    logits = stroke_logits.double()
+    onset = logits[:, 0].sigmoid()
+    peaks, positions = pick_onsets(onset, threshold)
+    frames = peaks, positions
+    if logits.shape[1] > 3 and len(peaks):
+        # exp(9) ~ 8,100 strokes: far past any cluster, and no overflow from an untrained head.
+        followers = logits[peaks, 3].clamp(max=9.0).exp().round().long()
+        spacing = nn.functional.softplus(logits[peaks, 4])
+        repeats = followers + 1
+        step = torch.arange(int(repeats.sum())) - torch.repeat_interleave(repeats.cumsum(0) - repeats, repeats)
+        positions = torch.repeat_interleave(positions, repeats) + step * torch.repeat_interleave(spacing, repeats)
+        keep = positions <= len(onset) - 1
+        at = torch.where(step == 0, torch.repeat_interleave(peaks, repeats), positions.round().long())
+        positions, at = positions[keep], at[keep].clamp(0, len(onset) - 1)
+        confidence = torch.repeat_interleave(onset[peaks], repeats)[keep]
+        order = positions.argsort(stable=True)
+        frames = at[order], positions[order]
+        confidence = confidence[order]
+    else:
+        confidence = onset[peaks]
+    at, positions = frames
+    return {"position": positions, "velocity": logits[at, 1].sigmoid(), "is_grace": logits[at, 2] > 0,
+            "confidence": confidence}
 
 
 def _spread(values: torch.Tensor) -> list[torch.Tensor]:
@@ -146,17 +181,17 @@ def _grid_statistics(times_ms: torch.Tensor, tempo_bpm: float, median_interval: 
 
 def batch_statistics(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | None, frame_seconds: float,
                      threshold: float, tempo_bpm: torch.Tensor | None = None) -> torch.Tensor:
-    """Each clip's statistics `(batch, statistics)` from a stroke head's logits `(batch, frames, 3)`: its peaks
-    (`pick_onsets`) with their velocities and grace flags. No gradient flows through the peak picking."""
+    """Each clip's statistics `(batch, statistics)` from a stroke head's logits `(batch, frames, outputs)`: its
+    strokes (`clip_strokes`) with their velocities and grace flags. No gradient flows through the peak picking."""
     rows = []
     with torch.no_grad():
         for i, logits in enumerate(stroke_logits.detach().float()):
             frames = int(frame_mask[i].sum()) if frame_mask is not None else logits.shape[0]
             logits = logits[:frames]
-            peaks, positions = pick_onsets(logits[:, 0].sigmoid(), threshold)
+            strokes = clip_strokes(logits, threshold)
             tempo = None if tempo_bpm is None else float(tempo_bpm.reshape(-1)[i])
-            rows.append(clip_statistics(positions * frame_seconds * 1000.0, logits[peaks, 1].sigmoid(),
-                                        logits[peaks, 2] > 0, tempo))
+            rows.append(clip_statistics(strokes["position"].float() * frame_seconds * 1000.0,
+                                        strokes["velocity"].float(), strokes["is_grace"], tempo))
     return torch.stack(rows).to(stroke_logits.device)
 
 

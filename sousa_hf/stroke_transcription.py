@@ -1,11 +1,11 @@
 """From a stroke head's frame outputs to strokes, and how well they match the labelled ones.
 
-`decode_strokes` picks onsets (`stroke_statistics.pick_onsets`: local maxima of the onset probability above a
-threshold, refined between frames by a parabola through the peak and its neighbours) and reads each one's velocity and
-grace-note flag. `grid_deviations` places them against a metronome grid (what a drummer wants to know:
-how early or late each stroke was). `stroke_metrics` scores detections with mir_eval's onset
-F-measure (a detection matches at most one reference within the window) at +-10 and +-25 ms, plus, over
-the strokes matched at 25 ms, the mean absolute error of their times and velocities.
+`decode_strokes` picks onsets (`stroke_statistics.clip_strokes`: local maxima of the onset probability above a
+threshold, refined between frames by a parabola through the peak and its neighbours, and for a cluster head the
+strokes that follow each peak) and reads each one's velocity and grace-note flag. `grid_deviations` places them
+against a metronome grid (what a drummer wants to know: how early or late each stroke was). `stroke_metrics` scores
+detections with mir_eval's onset F-measure (a detection matches at most one reference within the window) at +-10 and
++-25 ms, plus, over the strokes matched at 25 ms, the mean absolute error of their times and velocities.
 """
 
 from __future__ import annotations
@@ -16,33 +16,29 @@ import mir_eval
 import numpy as np
 import torch
 
-from .stroke_statistics import fitted_grid_deviation, pick_onsets
+from .stroke_statistics import clip_strokes, fitted_grid_deviation
 
 WINDOWS_MS = (10, 25)
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_CANDIDATES = tuple(round(0.1 + 0.05 * i, 2) for i in range(17))  # 0.1 ... 0.9
 
 
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(values, -60, 60)))
-
-
 def decode_strokes(stroke_logits: np.ndarray, frame_seconds: float, frames: int | None = None,
                    threshold: float = DEFAULT_THRESHOLD) -> dict[str, np.ndarray]:
-    """One clip's strokes from its `(frames, 3)` logits: `{"time_ms", "velocity" (0-1), "is_grace", "confidence"}`.
+    """One clip's strokes from its `(frames, outputs)` logits: `{"time_ms", "velocity" (0-1), "is_grace",
+    "confidence"}` (`stroke_statistics.clip_strokes`).
 
     Args:
-        stroke_logits: onset, velocity and grace logits per frame (`SousaStrokeOutput.stroke_logits[i]`).
+        stroke_logits: onset, velocity and grace logits per frame, and a cluster head's two more
+            (`SousaStrokeOutput.stroke_logits[i]`).
         frame_seconds: the model's frame spacing (`config.frame_seconds`).
         frames: how many of the frames hold audio (the rest is batch padding).
         threshold: the onset probability a peak must reach.
     """
     logits = np.asarray(stroke_logits, dtype=np.float64)[: frames if frames is not None else None]
-    onset = _sigmoid(logits[:, 0])
-    peaks, positions = (t.numpy() for t in pick_onsets(torch.from_numpy(onset), threshold))
-    return {"time_ms": positions * frame_seconds * 1000.0,
-            "velocity": _sigmoid(logits[peaks, 1]), "is_grace": _sigmoid(logits[peaks, 2]) > 0.5,
-            "confidence": onset[peaks]}
+    strokes = {name: value.numpy() for name, value in clip_strokes(torch.from_numpy(logits), threshold).items()}
+    return {"time_ms": strokes["position"] * frame_seconds * 1000.0, "velocity": strokes["velocity"],
+            "is_grace": strokes["is_grace"], "confidence": strokes["confidence"]}
 
 
 def grid_deviations(times_ms: np.ndarray, tempo_bpm: float, subdivision: int = 4) -> np.ndarray:

@@ -187,7 +187,7 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         huber_delta=recipe.huber_delta, target_weights=recipe.target_weights,
         feature_extractor=recipe.feature_extractor, feature_extractor_config=recipe.feature_extractor_config,
         temporal_blocks=recipe.temporal_blocks, aux_strokes=recipe.aux_strokes, use_tempo=recipe.use_tempo,
-        stroke_onset_weight=recipe.stroke_onset_weight)
+        stroke_onset_weight=recipe.stroke_onset_weight, stroke_cluster_ms=recipe.stroke_cluster_ms)
     if recipe.strokes_from is not None:
         load_stroke_front_end(model, recipe.strokes_from, adapter.feature_extractor)
     if args.process_index == 0 and not holds_finished_model(args.output_dir):

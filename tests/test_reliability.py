@@ -104,6 +104,7 @@ def test_a_finished_run_folder_is_refused_to_other_recipes_and_left_as_it_is(fin
     (["max_steps=0", "num_train_epochs=0"], "max_steps (0) and num_train_epochs (0) train nothing"),
     (["eval_strategy=epochs"], "recipe key eval_strategy: expected one of no, steps, epoch (did you mean 'epoch'?)"),
     (["per_device_train_batch_size=0"], "recipe key per_device_train_batch_size: must be > 0, got 0"),
+    (["stroke_cluster_ms=-5"], "recipe key stroke_cluster_ms: must be >= 0, got -5"),
     (["bad_audio=maybe"], "recipe key bad_audio: 'maybe' is not one of error, skip"),
     (["filters.exclude_sample_ids=[3]"], "exclude_sample_ids must be sample ids (text)"),
 ])

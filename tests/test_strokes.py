@@ -18,12 +18,14 @@ from sousa_hf.adapters.preprocessing import prepare_inputs
 from sousa_hf.backbones import build_model
 from sousa_hf.data.audio import decode_audio
 from sousa_hf.data.strokes import AUDIO_OFFSET_MS, audible_onsets
-from sousa_hf.modeling_sousa import stroke_loss
+from sousa_hf.modeling_sousa import stroke_clusters, stroke_loss
 from sousa_hf.predict import SousaPredictor
 from sousa_hf.recipe import load_recipe
 from sousa_hf.stroke_timeline import GRACE_COLOUR, STROKE_COLOUR
 from sousa_hf.stroke_transcription import decode_strokes, grid_deviations, stroke_metrics
 from sousa_hf.train import run
+
+from .benchmark_scripts import load_benchmark
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 TUNE_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "sousa-tune"
@@ -187,6 +189,62 @@ def test_decoding_finds_peaks_between_frames_and_reads_velocity_and_grace():
     assert 150.0 < found["time_ms"][0] < 155.0 and found["time_ms"][1] == pytest.approx(350.0)
     assert found["velocity"][0] == pytest.approx(0.5) and found["is_grace"].tolist() == [True, False]
     assert len(decode_strokes(logits, 0.005, frames=50)["time_ms"]) == 1  # padding frames are not read
+
+
+def test_strokes_closer_than_the_cluster_spacing_are_one_cluster_counted_at_its_first_stroke():
+    position = torch.tensor([[10.0, 10.6, 11.2, 11.8, 30.0, 50.0, 51.0, -0.2]])  # a buzz, a tap, a flat flam, padding
+    present = torch.tensor([[True] * 7 + [False]])
+    first, clusters = stroke_clusters(position, present, cluster_frames=2.0)
+    assert first.tolist() == [[True, False, False, False, True, True, False, False]]
+    assert clusters[0, :, 0].tolist() == [3, 0, 0, 0, 0, 1, 0, 0]
+    assert clusters[0, :, 1].tolist() == pytest.approx([0.6, 0, 0, 0, 0, 1.0, 0, 0])
+
+
+def _buzz_logits(followers: float, frames: int = 200) -> torch.Tensor:
+    """Five-output logits that mark a buzz's first stroke at frame 20 (with `followers` after it, 0.6 frames apart)
+    and a lone stroke at frame 60."""
+    logits = torch.full((1, frames, 5), -8.0)
+    logits[0, [20, 60], 0] = 8.0
+    logits[0, 19:22, 3] = float(np.log(followers))
+    logits[0, 19:22, 4] = float(np.log(np.expm1(0.6)))
+    return logits
+
+
+def test_the_cluster_loss_marks_only_first_strokes_and_learns_how_many_follow():
+    frame_seconds, cluster_ms = 0.005, 10.0
+    onsets = torch.tensor([[300.0, 109.0, 100.0, 106.0, 103.0, -1.0]])  # out of time order, as a crop may leave them
+    velocities = torch.tensor([[0.9, 0.2, 0.8, 0.4, 0.6, 0.0]])
+    grace = torch.tensor([[0.0, 1.0, 0.0, 1.0, 1.0, 0.0]])
+    right = _buzz_logits(followers=3.0)
+    clustered = stroke_loss(right, None, onsets, velocities, grace, frame_seconds, cluster_ms=cluster_ms)
+    assert clustered < stroke_loss(_buzz_logits(followers=1.0), None, onsets, velocities, grace, frame_seconds,
+                                   cluster_ms=cluster_ms)
+    order = [2, 4, 3, 1, 0, 5]
+    assert clustered == pytest.approx(stroke_loss(right, None, onsets[:, order], velocities[:, order],
+                                                  grace[:, order], frame_seconds, cluster_ms=cluster_ms).item())
+    # A peak on a follower (frame 22) is a false stroke to a cluster head, and a found one to a plain head.
+    extra = right.clone()
+    extra[0, 22, 0] = 8.0
+    assert stroke_loss(extra, None, onsets, velocities, grace, frame_seconds, cluster_ms=cluster_ms) > clustered
+    plain = [stroke_loss(x[..., :3], None, onsets, velocities, grace, frame_seconds) for x in (right, extra)]
+    assert plain[1] < plain[0]
+    wrong = _buzz_logits(followers=1.0).requires_grad_()
+    stroke_loss(wrong, None, onsets, velocities, grace, frame_seconds, cluster_ms=cluster_ms).backward()
+    assert (wrong.grad[0, 19:22, 3] < 0).all()  # more followers, as the buzz has three
+
+
+def test_decoding_a_cluster_head_adds_the_strokes_each_peak_says_follow_it():
+    logits = np.full((100, 5), -10.0)
+    logits[30, 0], logits[70, 0] = 5.0, 5.0
+    logits[30, 3], logits[30, 4] = np.log(3.0), np.log(np.expm1(0.6))  # three more strokes, 0.6 frames apart
+    logits[30:33, 1] = [0.0, np.log(1 / 3), np.log(3.0)]  # velocities 0.5, 0.25, 0.75 at frames 30, 31, 32
+    logits[31, 2], logits[70, 1] = 4.0, 0.0
+    found = decode_strokes(logits, frame_seconds=0.005)
+    assert found["time_ms"].tolist() == pytest.approx([150.0, 153.0, 156.0, 159.0, 350.0])
+    assert found["velocity"].tolist() == pytest.approx([0.5, 0.25, 0.25, 0.75, 0.5])
+    assert found["is_grace"].tolist() == [False, True, True, False, False]
+    assert found["confidence"].tolist() == pytest.approx([1 / (1 + np.exp(-5.0))] * 5)
+    assert len(decode_strokes(logits[:, :3], frame_seconds=0.005)["time_ms"]) == 2  # a plain head: one per peak
 
 
 def test_onset_metrics_follow_mir_evals_windows():
@@ -389,18 +447,8 @@ def test_the_demo_shows_a_stroke_models_timeline(stroke_run, synthetic_take):
     assert Path(waveform).is_file() and Path(timeline).is_file()
 
 
-def _benchmark(name: str):
-    """A script of benchmarks/ as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, RECIPES.parent / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_recall_benchmark_breaks_down_every_labelled_stroke(stroke_run, synthetic_dir):
-    stroke_recall = _benchmark("stroke_recall")
+    stroke_recall = load_benchmark("stroke_recall")
     split = load_sousa(str(synthetic_dir), "audio", split="validation", strokes=True).select(range(3))
     rows, detected, matched = stroke_recall.stroke_rows(SousaPredictor.from_pretrained(str(stroke_run)), split)
     heard = sum(len(audible_onsets(r["strokes"])) for r in split)
@@ -511,6 +559,32 @@ def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio
     assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
 
 
+def test_a_clip_model_takes_a_cluster_head_from_its_stroke_model_and_keeps_it(synthetic_dir, tmp_path):
+    from sousa_hf.backbones import load_stroke_front_end
+
+    front_end = dict(backbone_config={"time_pooling": False}, temporal_blocks=2,
+                     feature_extractor_config={"hop_length": 220, "feature_size": 32},
+                     length=LengthPolicy(max_seconds=None))
+    stroke_model, stroke_adapter = build_model("strokes", "cnn:tiny", stroke_cluster_ms=10, **front_end)
+    assert stroke_model.strokes.out_features == 5
+    assert list(stroke_model.config.label2id)[3:] == ["followers", "follower_spacing"]
+    stroke_model.save_pretrained(tmp_path / "strokes")
+    stroke_adapter.feature_extractor.save_pretrained(tmp_path / "strokes")
+    model, adapter = build_model("overall_score", "cnn:tiny", pooling="stroke_statistics", use_tempo=True, **front_end)
+    assert model.strokes.out_features == 3
+    load_stroke_front_end(model, str(tmp_path / "strokes"), adapter.feature_extractor)
+    assert model.config.stroke_cluster_ms == 10 and torch.equal(model.strokes.weight, stroke_model.strokes.weight)
+    model.save_pretrained(tmp_path / "clip")
+    reloaded = type(model).from_pretrained(tmp_path / "clip")
+    assert reloaded.strokes.out_features == 5 and torch.equal(reloaded.strokes.weight, model.strokes.weight)
+    split = load_sousa(synthetic_dir, split="validation").select(range(2))
+    batch = SousaCollator(adapter)([prepare_inputs(split, adapter)[i] for i in range(2)])
+    reloaded.eval()
+    with torch.no_grad():
+        output = reloaded(**{k: v for k, v in batch.items() if k != "labels"})
+    assert output.stroke_logits.shape[-1] == 5 and output.predictions.isfinite().all()
+
+
 def test_a_stroke_model_of_another_front_end_is_refused_naming_the_difference(stroke_run, synthetic_dir, tmp_path):
     recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml",
                                    _stroke_statistics_recipe(stroke_run, synthetic_dir, tmp_path, "temporal_blocks=3"))
@@ -532,7 +606,7 @@ def test_a_stroke_model_of_another_front_end_is_refused_naming_the_difference(st
 def test_the_ceiling_benchmark_describes_labelled_and_found_strokes_alike(stroke_run, synthetic_dir):
     from sousa_hf.stroke_statistics import statistic_names
 
-    ceiling = _benchmark("stroke_statistics_ceiling")
+    ceiling = load_benchmark("stroke_statistics_ceiling")
     found = ceiling.found_statistics(str(stroke_run), str(synthetic_dir), use_tempo=True)
     names = statistic_names(use_tempo=True)
     row = found["validation"][0]
@@ -545,7 +619,7 @@ def test_the_ceiling_benchmark_describes_labelled_and_found_strokes_alike(stroke
 
 def test_the_sample_rate_benchmark_scores_the_same_clips_at_both_rates(stroke_run, synthetic_dir, tmp_path, capsys,
                                                                         monkeypatch):
-    shift = _benchmark("sample_rate_shift")
+    shift = load_benchmark("sample_rate_shift")
     monkeypatch.setattr("sys.argv", ["sample_rate_shift.py", str(stroke_run), "--data", str(synthetic_dir),
                                      "--out", str(tmp_path), "--json", str(tmp_path / "table.json")])
     shift.main()
