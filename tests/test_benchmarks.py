@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .benchmark_scripts import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,3 +50,21 @@ def test_the_results_table_prints_the_readme_rows_from_its_record(tmp_path):
     assert lines[3] == ("| overall_score | whisper-base probe | R2 0.467, MAE 9.82 | 0.5 min | `"
                         + command.replace("/weights/base", "WHISPER_BASE_DIR") + "` |")
     assert json.loads((tmp_path / "table.json").read_text()) == record  # printing trains and writes nothing
+
+
+def test_a_row_is_measured_again_when_its_recipe_or_its_stroke_model_changed(tmp_path):
+    table = load_benchmark("results_table")
+    (tmp_path / "recipes").mkdir()
+    for name in ("strokes_cnn.yaml", "stroke_statistics.yaml"):
+        (tmp_path / "recipes" / name).write_text("task: strokes\n")
+    plan = {row["recipe"]: row for row in table.rows(table.argparse.Namespace(
+        out="runs/table", untimed_tasks="", stroke_tasks="", whisper_tiny=None, whisper_base=None))}
+    strokes, statistics = plan["strokes_cnn.yaml"], plan["stroke_statistics.yaml"]
+    done = {f"{table.STROKE_MODEL} | strokes": {"metrics": {"onset_f1_25ms": 0.86}}}
+    before = [table.measured_with(row, tmp_path, done) for row in (strokes, statistics)]
+    assert before == [table.measured_with(row, tmp_path, done) for row in (strokes, statistics)]
+    done[f"{table.STROKE_MODEL} | strokes"]["metrics"]["onset_f1_25ms"] = 0.87  # the stroke model trained again
+    assert table.measured_with(strokes, tmp_path, done) == before[0]
+    assert table.measured_with(statistics, tmp_path, done) != before[1]
+    (tmp_path / "recipes" / "strokes_cnn.yaml").write_text("task: strokes\nnum_train_epochs: 16\n")
+    assert table.measured_with(strokes, tmp_path, done) != before[0]
