@@ -97,8 +97,7 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         feature_extractor_config: settings of the family's default feature extractor, e.g. `{"hop_length": 220}`
             for the CNN's 5 ms frames (a `<family>:random/tiny` backbone only: a checkpoint brings its own).
         temporal_blocks, aux_strokes, use_tempo, stroke_onset_weight, stroke_cluster_ms: see `SousaConfig`; the
-            `strokes` task and
-            `aux_strokes` need a backbone with frames in time (not AST or CLAP).
+            `strokes` task and `aux_strokes` need a backbone with frames in time (not AST or CLAP).
 
     Returns:
         `(model, adapter)`; a checkpoint's weights are loaded into the backbone, the head is new.

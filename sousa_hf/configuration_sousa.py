@@ -81,10 +81,11 @@ class SousaConfig(PretrainedConfig):
         stroke_target_frames: the width (a Gaussian's standard deviation, in frames) of each stroke's onset target.
         stroke_onset_weight: the weight of the onset targets against the frames without a stroke in the onset loss
             (binary cross-entropy's `pos_weight`: above 1, a missed stroke costs more than a false one).
-        stroke_cluster_ms: strokes closer than this (ms) to the one before are a cluster (a buzz's bounces, 2-5 ms
-            apart; a flat flam): too close for two peaks of the onset curve, so the onset output marks a cluster's
-            first stroke and two more outputs per frame (`STROKE_CLUSTER_OUTPUTS`) say how many strokes follow it
-            and how far apart. 0: every stroke is its own peak (a head of three outputs).
+        stroke_cluster_ms: strokes closer than this (ms) to the one before are a cluster (a flat flam, a fast
+            diddle; a buzz's bounces are not onset targets at all): too close for two peaks of the onset curve, so
+            the onset output marks a cluster's first stroke and two more outputs per frame
+            (`STROKE_CLUSTER_OUTPUTS`) say how many strokes follow it and how far apart. 0: every stroke is its own
+            peak (a head of three outputs).
         stroke_threshold: the onset probability a peak must reach to be a stroke (after training: the one that
             gave the best onset F1 on the validation split).
         use_tempo: the model takes `tempo_bpm` (the metronome's tempo, which a drummer knows) as an input (with

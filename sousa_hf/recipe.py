@@ -43,7 +43,7 @@ class Recipe:
         use_tempo: the model takes the clip's `tempo_bpm` as an input (then required to predict).
         stroke_onset_weight: the stroke loss's weight of onset targets against frames without a stroke (`SousaConfig`).
         stroke_cluster_ms: strokes closer than this to the one before are decoded as one peak's cluster, its size
-            and spacing predicted (a buzz's bounces; `SousaConfig`). 0: off.
+            and spacing predicted (a flat flam; `SousaConfig`). 0: off.
         strokes_from: with `pooling: stroke_statistics`, the trained stroke model (a `recipes/strokes_cnn.yaml`
             run's folder or a Hub id) whose backbone, temporal blocks and stroke head the clip model takes, frozen.
         length: the adapter's `LengthPolicy` (`max_seconds`, `train_crop`, `eval_crop`).
