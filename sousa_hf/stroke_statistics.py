@@ -69,25 +69,20 @@ def clip_strokes(stroke_logits: torch.Tensor, threshold: float) -> dict[str, tor
     """
     logits = stroke_logits.double()
     onset = logits[:, 0].sigmoid()
-    peaks, positions = pick_onsets(onset, threshold)
-    frames = peaks, positions
-    if logits.shape[1] > 3 and len(peaks):
+    at, positions = pick_onsets(onset, threshold)
+    confidence = onset[at]
+    if logits.shape[1] > 3 and len(at):
         # exp(9) ~ 8,100 strokes: far past any cluster, and no overflow from an untrained head.
-        followers = logits[peaks, 3].clamp(max=9.0).exp().round().long()
-        spacing = nn.functional.softplus(logits[peaks, 4])
-        repeats = followers + 1
+        repeats = logits[at, 3].clamp(max=9.0).exp().round().long() + 1  # the peak's stroke and its followers
+        spacing = nn.functional.softplus(logits[at, 4])
         step = torch.arange(int(repeats.sum())) - torch.repeat_interleave(repeats.cumsum(0) - repeats, repeats)
         positions = torch.repeat_interleave(positions, repeats) + step * torch.repeat_interleave(spacing, repeats)
+        at = torch.where(step == 0, torch.repeat_interleave(at, repeats), positions.round().long())
+        confidence = torch.repeat_interleave(confidence, repeats)
         keep = positions <= len(onset) - 1
-        at = torch.where(step == 0, torch.repeat_interleave(peaks, repeats), positions.round().long())
-        positions, at = positions[keep], at[keep].clamp(0, len(onset) - 1)
-        confidence = torch.repeat_interleave(onset[peaks], repeats)[keep]
-        order = positions.argsort(stable=True)
-        frames = at[order], positions[order]
-        confidence = confidence[order]
-    else:
-        confidence = onset[peaks]
-    at, positions = frames
+        order = positions[keep].argsort(stable=True)
+        at, positions = at[keep][order].clamp(0, len(onset) - 1), positions[keep][order]
+        confidence = confidence[keep][order]
     return {"position": positions, "velocity": logits[at, 1].sigmoid(), "is_grace": logits[at, 2] > 0,
             "confidence": confidence}
 
