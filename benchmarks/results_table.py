@@ -27,6 +27,7 @@ import hashlib
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -85,12 +86,14 @@ def rows(args) -> list[dict]:
 
 
 def measured_with(row: dict, root: Path, done: dict) -> str:
-    """What a row's numbers depend on, as a digest: its recipe file's text and command, and the strokes row it takes
-    its stroke model from (when it does)."""
+    """What a row's numbers depend on, as a digest: its recipe file's text and command, and for a row scored from a
+    stroke model's strokes, the strokes row it takes that model from and the statistics it computes of them
+    (`sousa_hf/stroke_statistics.py`)."""
     digest = hashlib.sha256((root / "recipes" / row["recipe"]).read_bytes())
     digest.update(json.dumps(row["set"]).encode())
     if any(override.startswith("strokes_from=") for override in row["set"]):
         digest.update(json.dumps(done.get(f"{STROKE_MODEL} | strokes"), sort_keys=True).encode())
+        digest.update((root / "sousa_hf" / "stroke_statistics.py").read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -129,8 +132,10 @@ def main() -> None:
         folder = output_dir(out, row)
         argv = command(row, args.data, folder)
         if key in done:
-            print(f"== {key}: its recipe (or the stroke model it is scored from) changed since it was measured; "
-                  f"measuring it again", flush=True)
+            print(f"== {key}: its recipe (or the stroke model or statistics it is scored from) changed since it was "
+                  f"measured; measuring it again in a new {folder}", flush=True)
+            # The folder holds the model the old numbers came from, which `sousa-hf train` would keep.
+            shutil.rmtree(folder, ignore_errors=True)
         print(f"== {key}: {shlex.join(argv)}", flush=True)
         start = time.perf_counter()
         finished = subprocess.run([sys.executable, "-m", "sousa_hf.cli", *argv[1:]], cwd=root)

@@ -52,11 +52,13 @@ def test_the_results_table_prints_the_readme_rows_from_its_record(tmp_path):
     assert json.loads((tmp_path / "table.json").read_text()) == record  # printing trains and writes nothing
 
 
-def test_a_row_is_measured_again_when_its_recipe_or_its_stroke_model_changed(tmp_path):
+def test_a_row_is_measured_again_when_its_recipe_its_stroke_model_or_its_statistics_changed(tmp_path):
     table = load_benchmark("results_table")
     (tmp_path / "recipes").mkdir()
     for name in ("strokes_cnn.yaml", "stroke_statistics.yaml"):
         (tmp_path / "recipes" / name).write_text("task: strokes\n")
+    (tmp_path / "sousa_hf").mkdir()
+    (tmp_path / "sousa_hf" / "stroke_statistics.py").write_text("STATISTICS = ()\n")
     plan = {row["recipe"]: row for row in table.rows(table.argparse.Namespace(
         out="runs/table", untimed_tasks="", stroke_tasks="", whisper_tiny=None, whisper_base=None))}
     strokes, statistics = plan["strokes_cnn.yaml"], plan["stroke_statistics.yaml"]
@@ -68,3 +70,31 @@ def test_a_row_is_measured_again_when_its_recipe_or_its_stroke_model_changed(tmp
     assert table.measured_with(statistics, tmp_path, done) != before[1]
     (tmp_path / "recipes" / "strokes_cnn.yaml").write_text("task: strokes\nnum_train_epochs: 16\n")
     assert table.measured_with(strokes, tmp_path, done) != before[0]
+    after_training = table.measured_with(statistics, tmp_path, done)
+    (tmp_path / "sousa_hf" / "stroke_statistics.py").write_text("STATISTICS = ('strokes',)\n")  # new statistics
+    assert table.measured_with(statistics, tmp_path, done) != after_training
+
+
+def test_a_row_measured_again_trains_a_new_model_rather_than_reading_the_old_one(tmp_path, monkeypatch):
+    table = load_benchmark("results_table")
+    key = f"{table.STROKE_MODEL} | strokes"
+    (tmp_path / "table.json").write_text(json.dumps({key: {"model": table.STROKE_MODEL, "task": "strokes",
+                                                           "measured_with": "an older recipe", "wall_s": 60,
+                                                           "command": "", "metrics": {"onset_f1_25ms": 0.5}}}))
+    folder = tmp_path / "cnn-5-ms-frames-strokes"
+    folder.mkdir()
+    (folder / "model.safetensors").write_text("the model the old numbers came from")
+    seen = []
+
+    def train(argv, cwd):  # stands in for `sousa-hf train`, which keeps a finished model it finds
+        seen.append(sorted(p.name for p in folder.iterdir()) if folder.exists() else [])
+        folder.mkdir(exist_ok=True)
+        (folder / "results.json").write_text(json.dumps({"metrics": {"onset_f1_25ms": 0.9}, "num_examples": 3}))
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(table.subprocess, "run", train)
+    monkeypatch.setattr(sys, "argv", ["results_table.py", "--only", table.STROKE_MODEL, "--out", str(tmp_path)])
+    table.main()
+    assert seen == [[]]  # the old model was gone before training began
+    entry = json.loads((tmp_path / "table.json").read_text())[key]
+    assert entry["metrics"] == {"onset_f1_25ms": 0.9} and entry["measured_with"] != "an older recipe"
