@@ -5,8 +5,10 @@ SOUSA's clip scores are made of stroke timing and velocity errors, so a model th
 are (log inter-onset intervals, second differences of the onset times), how far strokes lie from the
 metronome grid when the tempo is known (at the subdivision that fits the rudiment best, and the drift
 of that deviation over the take), how loud and how even the strokes are (velocity percentiles, spread,
-accent contrast, alternation between odd and even strokes: a hand-balance proxy), and how many grace
-notes and close pairs (flams, drags, diddles) there are and how they are spaced.
+accent contrast, alternation between odd and even strokes: a hand-balance proxy), how many grace
+notes and close pairs (flams, drags, diddles) there are and how they are spaced, and the rudiment's pattern:
+the autocorrelation of the velocities and intervals over a few strokes and, with the tempo, where in the
+beat and in two beats the strokes and the accents fall.
 
 Imports only torch, so it travels as remote code beside `modeling_sousa.py`. `clip_strokes` (peaks of the onset
 probability, `pick_onsets`, and the strokes of each peak's cluster) is the decoding every stroke reader in the
@@ -20,6 +22,12 @@ import math
 import torch
 from torch import nn
 
+# A rudiment is a pattern: which strokes are accented (the velocity's autocorrelation over 1-8 strokes), how the
+# intervals repeat (over 1-4), and, with the tempo, where in the beat and in two beats the strokes and the
+# accents fall (`_rhythm_statistics`).
+VELOCITY_LAGS = tuple(range(1, 9))
+IOI_LAGS = tuple(range(1, 5))
+RHYTHM_HARMONICS = (("beat", (1, 2, 3, 4, 6)), ("two_beat", (1, 2, 3)))
 # Statistics of every clip, then those that need the metronome's tempo (`use_tempo`).
 STATISTICS = (
     "strokes", "strokes_per_second", "grace_fraction",
@@ -29,12 +37,16 @@ STATISTICS = (
     "velocity_mean", "velocity_std", "velocity_cv", "velocity_p10", "velocity_p25", "velocity_p50", "velocity_p75",
     "velocity_p90", "accent_contrast", "velocity_step_std", "velocity_alternation", "ioi_alternation",
     "grace_velocity_mean",
+    *(f"velocity_autocorrelation_{lag}" for lag in VELOCITY_LAGS), *(f"ioi_autocorrelation_{lag}" for lag in IOI_LAGS),
 )
 TEMPO_STATISTICS = (
     "ioi_median_beats", "grid_subdivision",
     "grid_mean_abs_ms", "grid_std_ms", "grid_p90_ms", "grid_median_abs_ms", "grid_drift_ms_per_s",
     "grid_detrended_mean_abs_ms",
     "sixteenth_mean_abs_ms", "sixteenth_std_ms", "sixteenth_p90_ms", "sixteenth_median_abs_ms",
+    *(f"{cycle}_{weight}_harmonic_{k}" for cycle, harmonics in RHYTHM_HARMONICS for k in harmonics
+      for weight in ("onset", "accent")),
+    "grace_per_beat",
 )
 SUBDIVISIONS = (1, 2, 3, 4, 6, 8)  # grid positions per beat tried for a rudiment's pattern
 CLOSE_PAIR_MS = 45.0  # strokes closer than this are one gesture: a flam, a drag, a diddle at speed
@@ -145,11 +157,39 @@ def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: tor
     else:
         values += [zero] * 12
     values.append(velocity[is_grace].mean() if is_grace.any() else zero)
+    values += _autocorrelations(main_velocities, VELOCITY_LAGS) + _autocorrelations(log_ratio, IOI_LAGS)
     if tempo_bpm is not None:
         if tempo_bpm <= 0:
             raise ValueError(f"tempo must be positive, got {tempo_bpm}")
         values += _grid_statistics(main_times, float(tempo_bpm), median)
+        values += _rhythm_statistics(main_times, main_velocities, float(tempo_bpm))
+        values.append(is_grace.sum() / span * 60_000.0 / tempo_bpm if count > 1 else zero)
     return torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in values]).float()
+
+
+def _autocorrelations(values: torch.Tensor, lags: tuple[int, ...]) -> list[torch.Tensor]:
+    """The autocorrelation of a sequence (its mean removed) at each lag, 0 where it is shorter than the lag."""
+    centred = values - values.mean() if values.numel() else values
+    energy = centred.pow(2).sum() + 1e-9
+    zero = values.new_zeros(())
+    return [(centred[:-lag] * centred[lag:]).sum() / energy if centred.numel() > lag else zero for lag in lags]
+
+
+def _rhythm_statistics(times_ms: torch.Tensor, velocity: torch.Tensor, tempo_bpm: float) -> list[torch.Tensor]:
+    """Where in the beat's (and two beats') cycle the strokes fall, whatever the take's phase: for each harmonic
+    k of `RHYTHM_HARMONICS`, the length of the mean of exp(2 pi i k t / cycle) over the strokes (1: all at one
+    position of the cycle; e.g. even sixteenths cancel at k=1, 2, 3 and add up at k=4), then the same weighted by
+    velocity (where the accents fall)."""
+    beat = 60_000.0 / tempo_bpm
+    weights = velocity / velocity.sum().clamp(min=1e-9)
+    values = []
+    for cycle, harmonics in RHYTHM_HARMONICS:
+        angle = 2 * math.pi * times_ms / (beat * (2 if cycle == "two_beat" else 1))
+        for k in harmonics:
+            for weight in (torch.full_like(weights, 1.0 / max(weights.numel(), 1)), weights):
+                values.append(torch.stack([(weight * (k * angle).cos()).sum(), (weight * (k * angle).sin()).sum()])
+                              .norm())
+    return values
 
 
 def _grid_statistics(times_ms: torch.Tensor, tempo_bpm: float, median_interval: torch.Tensor) -> list:

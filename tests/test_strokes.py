@@ -496,6 +496,29 @@ def test_stroke_statistics_measure_how_far_strokes_lie_from_the_grid():
     assert torch.isfinite(empty).all()
 
 
+def test_stroke_statistics_describe_a_rudiments_accent_pattern_and_rhythm_whatever_its_phase():
+    from sousa_hf.stroke_statistics import clip_statistics, statistic_names
+
+    names = statistic_names(use_tempo=True)
+    sixteenths = _sixteenths(8.0, 120.0)
+    accented = torch.where(torch.arange(len(sixteenths)) % 4 == 0, 0.9, 0.4).double()  # one accent a beat
+    grace = torch.zeros_like(sixteenths, dtype=torch.bool)
+    steady = dict(zip(names, clip_statistics(sixteenths, accented, grace, 120.0).tolist()))
+    assert steady["velocity_autocorrelation_4"] > 0.9 and steady["velocity_autocorrelation_8"] > 0.8
+    assert steady["velocity_autocorrelation_2"] < -0.2
+    assert steady["beat_onset_harmonic_4"] == pytest.approx(1.0)  # sixteenths: four to a beat
+    assert max(steady[f"beat_onset_harmonic_{k}"] for k in (1, 2, 3)) < 1e-6
+    # The accents fall on one position of the beat: |0.9 + 0.4 (i - 1 - i)| / 2.1, where even velocities give 0.
+    assert steady["beat_accent_harmonic_1"] == pytest.approx(0.5 / 2.1, abs=1e-4)
+    shifted = dict(zip(names, clip_statistics(sixteenths + 61.0, accented, grace, 120.0).tolist()))
+    assert all(shifted[name] == pytest.approx(value, abs=1e-4) for name, value in steady.items()
+               if "harmonic" in name or "autocorrelation" in name)
+    triplets = torch.arange(0.0, 8000.0, 500.0 / 3, dtype=torch.float64)
+    rolled = dict(zip(names, clip_statistics(triplets, torch.full_like(triplets, 0.6),
+                                             torch.zeros_like(triplets, dtype=torch.bool), 120.0).tolist()))
+    assert rolled["beat_onset_harmonic_3"] == pytest.approx(1.0) and rolled["beat_onset_harmonic_4"] < 0.1
+
+
 def _stroke_statistics_recipe(stroke_run: Path, synthetic_dir: Path, out: Path, *extra: str) -> list[str]:
     settings = [o for o in TINY_STROKES if o.split("=")[0] in ("backbone", "backbone_config",
                                                                "feature_extractor_config", "temporal_blocks")]
