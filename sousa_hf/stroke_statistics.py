@@ -27,7 +27,7 @@ from torch import nn
 # accents fall (`_rhythm_statistics`).
 VELOCITY_LAGS = tuple(range(1, 9))
 IOI_LAGS = tuple(range(1, 5))
-RHYTHM_HARMONICS = (("beat", (1, 2, 3, 4, 6)), ("two_beat", (1, 2, 3)))
+RHYTHM_HARMONICS = (("beat", 1, (1, 2, 3, 4, 6)), ("two_beat", 2, (1, 2, 3)))  # (name, beats a cycle, harmonics)
 # Statistics of every clip, then those that need the metronome's tempo (`use_tempo`).
 STATISTICS = (
     "strokes", "strokes_per_second", "grace_fraction",
@@ -44,7 +44,7 @@ TEMPO_STATISTICS = (
     "grid_mean_abs_ms", "grid_std_ms", "grid_p90_ms", "grid_median_abs_ms", "grid_drift_ms_per_s",
     "grid_detrended_mean_abs_ms",
     "sixteenth_mean_abs_ms", "sixteenth_std_ms", "sixteenth_p90_ms", "sixteenth_median_abs_ms",
-    *(f"{cycle}_{weight}_harmonic_{k}" for cycle, harmonics in RHYTHM_HARMONICS for k in harmonics
+    *(f"{cycle}_{weight}_harmonic_{k}" for cycle, _, harmonics in RHYTHM_HARMONICS for k in harmonics
       for weight in ("onset", "accent")),
     "grace_per_beat",
 )
@@ -183,8 +183,8 @@ def _rhythm_statistics(times_ms: torch.Tensor, velocity: torch.Tensor, tempo_bpm
     beat = 60_000.0 / tempo_bpm
     weights = velocity / velocity.sum().clamp(min=1e-9)
     values = []
-    for cycle, harmonics in RHYTHM_HARMONICS:
-        angle = 2 * math.pi * times_ms / (beat * (2 if cycle == "two_beat" else 1))
+    for _, beats, harmonics in RHYTHM_HARMONICS:
+        angle = 2 * math.pi * times_ms / (beat * beats)
         for k in harmonics:
             for weight in (torch.full_like(weights, 1.0 / max(weights.numel(), 1)), weights):
                 values.append(torch.stack([(weight * (k * angle).cos()).sum(), (weight * (k * angle).sin()).sum()])
