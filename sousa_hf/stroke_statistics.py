@@ -181,14 +181,14 @@ def _rhythm_statistics(times_ms: torch.Tensor, velocity: torch.Tensor, tempo_bpm
     position of the cycle; e.g. even sixteenths cancel at k=1, 2, 3 and add up at k=4), then the same weighted by
     velocity (where the accents fall)."""
     beat = 60_000.0 / tempo_bpm
-    weights = velocity / velocity.sum().clamp(min=1e-9)
+    each = torch.full_like(velocity, 1.0 / max(velocity.numel(), 1))
+    accent = velocity / velocity.sum().clamp(min=1e-9)
     values = []
     for _, beats, harmonics in RHYTHM_HARMONICS:
         angle = 2 * math.pi * times_ms / (beat * beats)
         for k in harmonics:
-            for weight in (torch.full_like(weights, 1.0 / max(weights.numel(), 1)), weights):
-                values.append(torch.stack([(weight * (k * angle).cos()).sum(), (weight * (k * angle).sin()).sum()])
-                              .norm())
+            phasor = torch.polar(torch.ones_like(angle), k * angle)
+            values += [(each * phasor).sum().abs(), (accent * phasor).sum().abs()]
     return values
 
 
