@@ -91,6 +91,9 @@ class SousaConfig(PretrainedConfig):
         use_tempo: the model takes `tempo_bpm` (the metronome's tempo, which a drummer knows) as an input (with
             `pooling="stroke_statistics"`: for the statistics against the metronome grid).
         statistics_hidden_size: the width of the MLP over the stroke statistics.
+        stroke_statistics: with `pooling="stroke_statistics"`, the names of the statistics the MLP reads, in
+            order (`sousa_hf.stroke_statistics.statistic_names`); recorded when the model is built, so that code
+            computing other statistics refuses the model by name rather than by a weight's shape.
     """
 
     model_type = "sousa"
@@ -104,7 +107,7 @@ class SousaConfig(PretrainedConfig):
                  frame_seconds: float | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
                  stroke_target_frames: float = 1.0, use_tempo: bool = False, stroke_threshold: float = 0.5,
                  statistics_hidden_size: int = 256, stroke_onset_weight: float = 1.0,
-                 stroke_cluster_ms: float = 0.0, **kwargs):
+                 stroke_cluster_ms: float = 0.0, stroke_statistics: list[str] | None = None, **kwargs):
         if task_kind not in TASK_KINDS:
             raise ValueError(f"unknown task_kind {task_kind!r}; expected one of {', '.join(TASK_KINDS)}")
         if pooling not in POOLINGS:
@@ -158,6 +161,7 @@ class SousaConfig(PretrainedConfig):
         self.stroke_threshold = stroke_threshold
         self.use_tempo = use_tempo
         self.statistics_hidden_size = statistics_hidden_size
+        self.stroke_statistics = list(stroke_statistics) if stroke_statistics is not None else None
         super().__init__(**kwargs)
         # What Trainer leaves out of evaluation predictions: a clip head's per-frame stroke outputs are large.
         self.keys_to_ignore_at_inference = (["stroke_loss"] if task_kind == "strokes"

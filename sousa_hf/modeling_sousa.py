@@ -687,6 +687,28 @@ def _backbone_width(config: SousaConfig) -> int:
 STROKE_LABELS = ("stroke_onsets", "stroke_velocities", "stroke_is_grace")
 
 
+def _check_stroke_statistics(config: SousaConfig) -> list[str]:
+    """The statistics this code computes for `config`, recorded in it; a config that names others (a model trained
+    with another version of `stroke_statistics.py`) is refused, naming what differs and how to load or retrain it."""
+    names = list(statistic_names(config.use_tempo))
+    recorded = config.stroke_statistics
+    if recorded is None:
+        config.stroke_statistics = names
+    elif list(recorded) != names:
+        missing = [name for name in recorded if name not in names]
+        new = [name for name in names if name not in recorded]
+        difference = "; ".join(part for part in (
+            f"not computed here: {', '.join(missing)}" if missing else "",
+            f"new here: {', '.join(new)}" if new else "",
+            "the same names in another order" if not (missing or new) else "") if part)
+        raise ValueError(
+            f"this model reads {len(recorded)} stroke statistics and this version of sousa_hf computes {len(names)} "
+            f"({difference}). Retrain it with this version (sousa-hf train recipes/stroke_statistics.yaml --set "
+            "strokes_from=STROKE_MODEL --set task=TASK), or load it with the code saved beside it, in a Python that "
+            "has not imported sousa_hf: transformers.AutoModel.from_pretrained(PATH, trust_remote_code=True)")
+    return names
+
+
 class _SousaHeadModel(SousaPreTrainedModel):
     def __init__(self, config: SousaConfig):
         super().__init__(config)
@@ -699,8 +721,9 @@ class _SousaHeadModel(SousaPreTrainedModel):
         self.strokes = SousaStrokeHead(self.sousa.hidden_size, config.stroke_head_outputs) if with_strokes else None
         self.stroke_statistics = None
         if config.pooling == "stroke_statistics":
-            self.stroke_statistics = StrokeStatisticsEncoder(len(statistic_names(config.use_tempo)),
-                                                             config.statistics_hidden_size, config.classifier_dropout)
+            names = _check_stroke_statistics(config)
+            self.stroke_statistics = StrokeStatisticsEncoder(len(names), config.statistics_hidden_size,
+                                                             config.classifier_dropout)
 
     def freeze_feature_encoder(self):
         self.sousa.freeze_feature_encoder()

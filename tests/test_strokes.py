@@ -4,11 +4,15 @@ task, per-stroke predictions and the timeline a drummer reads."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from scipy.signal import stft
 
 from sousa_hf import SousaDataError, load_sousa, prepare_task
@@ -606,6 +610,45 @@ def test_a_clip_model_takes_a_cluster_head_from_its_stroke_model_and_keeps_it(sy
     with torch.no_grad():
         output = reloaded(**{k: v for k, v in batch.items() if k != "labels"})
     assert output.stroke_logits.shape[-1] == 5 and output.predictions.isfinite().all()
+
+
+def test_a_clip_model_of_other_stroke_statistics_is_refused_by_name_and_loads_with_its_own_code(tmp_path):
+    from transformers import AutoModel
+
+    from sousa_hf.stroke_statistics import statistic_names
+
+    front_end = dict(backbone_config={"time_pooling": False}, feature_extractor_config={"hop_length": 220},
+                     temporal_blocks=1, length=LengthPolicy(max_seconds=None))
+    model, _ = build_model("overall_score", "cnn:tiny", pooling="stroke_statistics", use_tempo=True, **front_end)
+    assert model.config.stroke_statistics == list(statistic_names(use_tempo=True))
+    model.save_pretrained(tmp_path / "now")
+    assert type(model).from_pretrained(tmp_path / "now").config.stroke_statistics == model.config.stroke_statistics
+    # A model trained by a version that computed one statistic fewer (its config and its own code say so).
+    older = tmp_path / "older"
+    model.save_pretrained(older)
+    config = json.loads((older / "config.json").read_text())
+    config["stroke_statistics"] = [name for name in config["stroke_statistics"] if name != "grace_per_beat"]
+    (older / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"reads 67 stroke statistics .* computes 68 \(new here: grace_per_beat\)"
+                                         r".*sousa-hf train recipes/stroke_statistics.yaml.*trust_remote_code=True"):
+        AutoModel.from_pretrained(older)
+    # The weights of that version, loaded by the code saved beside them (as the message says: without sousa_hf).
+    weights = load_file(older / "model.safetensors")
+    assert config["stroke_statistics"] == list(statistic_names(use_tempo=True))[:-1]  # the last one left out
+    for name in ("statistics_mean", "statistics_std", "layers.0.weight"):
+        key = f"stroke_statistics.{name}"
+        weights[key] = weights[key][..., :-1].contiguous()
+    save_file(weights, older / "model.safetensors", metadata={"format": "pt"})
+    code = (older / "stroke_statistics.py").read_text()
+    (older / "stroke_statistics.py").write_text(code.replace('    "grace_per_beat",\n', ""))
+    assert "grace_per_beat" not in (older / "stroke_statistics.py").read_text()
+    load = ("import sys, transformers; model = transformers.AutoModel.from_pretrained(sys.argv[1], "
+            "trust_remote_code=True); assert 'sousa_hf' not in sys.modules; "
+            "print(model.stroke_statistics.statistics_mean.numel())")
+    loaded = subprocess.run([sys.executable, "-c", load, str(older)], capture_output=True, text=True,
+                            env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}, cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.split()[-1] == "67"
 
 
 def test_a_stroke_model_of_another_front_end_is_refused_naming_the_difference(stroke_run, synthetic_dir, tmp_path):
