@@ -697,10 +697,8 @@ def _check_stroke_statistics(config: SousaConfig) -> list[str]:
     elif list(recorded) != names:
         missing = [name for name in recorded if name not in names]
         new = [name for name in names if name not in recorded]
-        difference = "; ".join(part for part in (
-            f"not computed here: {', '.join(missing)}" if missing else "",
-            f"new here: {', '.join(new)}" if new else "",
-            "the same names in another order" if not (missing or new) else "") if part)
+        difference = "; ".join([f"not computed here: {', '.join(missing)}"] * bool(missing)
+                               + [f"new here: {', '.join(new)}"] * bool(new)) or "the same names in another order"
         raise ValueError(
             f"this model reads {len(recorded)} stroke statistics and this version of sousa_hf computes {len(names)} "
             f"({difference}). Retrain it with this version (sousa-hf train recipes/stroke_statistics.yaml --set "
