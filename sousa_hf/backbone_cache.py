@@ -13,8 +13,9 @@ What is cached follows the pooling, which is all a frozen model does with the fr
   a few KB per clip; one cache serves all three poolings.
 - a pooling learned over time (`attentive_stats`): the frames themselves, `cached_hidden_states`
   (frames, layers, width) in float16, without padding.
-- `stroke_statistics`: the clip's statistics of the strokes its frozen stroke head finds,
-  `cached_stroke_statistics` (a few dozen numbers; with `use_tempo`, from the row's `tempo_bpm`).
+- `stroke_statistics`: the clip's statistics of the strokes its frozen stroke head finds in the whole take (read
+  in the model's windows when it is longer: `stroke_transcription.transcribe_take`), `cached_stroke_statistics`
+  (a few dozen numbers; with `use_tempo`, from the row's `tempo_bpm`).
 
 The metadata columns are kept (the audio is not), so `prepare_task` filters and labels the cache of a
 loaded split for any task: one backbone pass serves all five.
@@ -37,6 +38,7 @@ from .adapters.preprocessing import _single_threaded_in_workers, preprocessing_c
 from .data.audio import decode_audio
 from .data.errors import SousaDataError
 from .modeling_sousa import SousaPreTrainedModel, encode, masked_statistics
+from .stroke_transcription import take_statistics, transcribe_take
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,10 @@ class BackboneOutputs:
         ids = batch.get("sample_id") or [None] * len(batch["audio"])
         clips = [decode_audio(cell, sample_id) for cell, sample_id in zip(batch["audio"], ids)]
         out = {key: value for key, value in batch.items() if key not in _DROPPED}
-        values = self.outputs([self.adapter.prepare(array, rate) for array, rate in clips], batch.get("tempo_bpm"))
+        # Statistics describe every stroke of the take (read in the model's windows), not one crop of it.
+        whole = self.kind == "stroke_statistics"
+        values = self.outputs([self.adapter.prepare(array, rate, crop=not whole) for array, rate in clips],
+                              batch.get("tempo_bpm"))
         out[{"layer_stats": "cached_layer_stats", "stroke_statistics": "cached_stroke_statistics"}.get(
             self.kind, "cached_hidden_states")] = values
         return out
@@ -115,14 +120,17 @@ class BackboneOutputs:
     @torch.no_grad()
     def outputs(self, arrays: list[np.ndarray], tempo_bpm: list | None = None) -> list[np.ndarray]:
         sousa = self.sousa.eval()
+        if self.kind == "stroke_statistics":
+            model = self.model.eval()
+            tempi = [None if tempo_bpm is None or not model.config.use_tempo else float(t)
+                     for t in (tempo_bpm or [None] * len(arrays))]
+            if model.config.use_tempo and None in tempi:
+                raise SousaDataError("the stroke statistics' grid needs each clip's tempo_bpm (use_tempo)")
+            return [take_statistics(transcribe_take(model, self.adapter, take, tempo), tempo).float().numpy()
+                    for take, tempo in zip(arrays, tempi)]
         inputs = self.adapter(arrays, sampling_rate=self.adapter.sampling_rate)
         device = next(sousa.parameters()).device
         inputs = {key: value.to(device) for key, value in inputs.items()}
-        if self.kind == "stroke_statistics":
-            if tempo_bpm is not None:
-                inputs["tempo_bpm"] = torch.as_tensor([float(t) for t in tempo_bpm], device=device)
-            statistics, _ = self.model.eval().clip_stroke_statistics(inputs)
-            return list(statistics.float().cpu().numpy())
         # Every layer of one width, whichever pooling asked: then one cache serves them all.
         all_layers = sousa.num_layers is not None
         last, hidden_states, mask = encode(sousa.backbone, sousa.config, inputs, output_hidden_states=all_layers)
@@ -169,10 +177,10 @@ class BackboneOutputs:
 def _modeling_digest() -> str:
     """A digest of the modelling code (how the backbone runs, how strokes become statistics), read once: the code
     this process runs."""
-    from . import modeling_sousa, stroke_statistics
+    from . import modeling_sousa, stroke_statistics, stroke_transcription
 
     digest = hashlib.sha256()
-    for module in (modeling_sousa, stroke_statistics):
+    for module in (modeling_sousa, stroke_statistics, stroke_transcription):
         with open(module.__file__, "rb") as file:
             digest.update(file.read())
     return digest.hexdigest()[:16]

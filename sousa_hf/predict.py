@@ -24,13 +24,9 @@ from .data.audio import to_mono
 from .data.errors import SousaDataError
 from .hub import check_model_source
 from .modeling_sousa import is_task_model
-from .stroke_transcription import decode_strokes, grid_deviations
+from .stroke_transcription import grid_deviations, take_statistics, transcribe_take
 
 logger = logging.getLogger(__name__)
-# How far from a window's cut edge a stroke must be to be read from that window (a take longer than the model's
-# window is transcribed in windows overlapping by twice this).
-STROKE_WINDOW_MARGIN_S = 0.5
-
 # A clip shorter than this is far shorter than any SOUSA clip (1.7-19 s): too little to judge a performance.
 SHORTEST_SECONDS = 1.0
 # A peak below this (-80 dBFS) is silence, whatever the recording level.
@@ -73,6 +69,11 @@ class SousaPredictor:
         return getattr(self.model, "strokes", None) is not None
 
     @property
+    def scores_strokes(self) -> bool:
+        """Whether the clip head judges the statistics of the take's strokes (`pooling: stroke_statistics`)."""
+        return getattr(self.model, "stroke_statistics", None) is not None
+
+    @property
     def needs_tempo(self) -> bool:
         return bool(getattr(self.model.config, "use_tempo", False))
 
@@ -100,12 +101,18 @@ class SousaPredictor:
             batch = audios[start : start + self.batch_size]
             if self.model.config.task_kind == "strokes":  # no clip head: its strokes are all there is
                 decoded = [{"label": None, "scores": {}} for _ in batch]
+            elif self.scores_strokes:  # judged from every stroke of the take, as its training cache was
+                found = [self._take_strokes(array, rate, tempo_bpm) for array, rate in batch]
+                statistics = torch.stack([take_statistics(strokes, tempo_bpm if self.needs_tempo else None)
+                                          for strokes in found])
+                decoded = self._decode(self.model(cached_stroke_statistics=statistics.to(self.model.device)))
             else:  # the clip head judges the window it was trained on; strokes come from the whole take below
                 decoded = self._decode(self._forward([self.adapter.prepare(array, rate) for array, rate in batch],
                                                      tempo_bpm))
-            for (array, rate), result in zip(batch, decoded):
+            for k, ((array, rate), result) in enumerate(zip(batch, decoded)):
                 if self.transcribes_strokes:
-                    result["strokes"] = self.take_strokes(array, rate, tempo_bpm, subdivision)
+                    result["strokes"] = self.take_strokes(array, rate, tempo_bpm, subdivision,
+                                                          found[k] if self.scores_strokes else None)
                 warning = input_warning(np.asarray(array), int(rate))
                 results.append({**result, "warning": warning} if warning else result)
         return results
@@ -118,44 +125,22 @@ class SousaPredictor:
 
     @torch.no_grad()
     def take_strokes(self, array: np.ndarray, sampling_rate: int, tempo_bpm: float | None = None,
-                     subdivision: int = 4) -> list[dict]:
-        """Every stroke of a whole take (see `predict`). A take longer than the model's window is read in windows
-        overlapping by `2 * STROKE_WINDOW_MARGIN_S`; each keeps the strokes away from its cut edges."""
-        rate = self.adapter.sampling_rate
-        take = self.adapter.prepare(array, sampling_rate, crop=False)
-        window = self.adapter.max_seconds
-        if window is None or take.size <= window * rate:
-            spans = [(0.0, take.size / rate)]
-        else:
-            step = window - 2 * STROKE_WINDOW_MARGIN_S
-            starts = [*np.arange(0.0, take.size / rate - window, step), take.size / rate - window]
-            spans = [(float(s), float(s) + window) for s in starts]
-        times, velocities, graces, confidences = [], [], [], []
-        for first in range(0, len(spans), self.batch_size):
-            chunk = spans[first : first + self.batch_size]
-            output = self._forward([take[int(round(a * rate)) : int(round(b * rate))] for a, b in chunk], tempo_bpm)
-            logits = output.stroke_logits.float().cpu().numpy()
-            masks = output.frame_mask.cpu().numpy() if output.frame_mask is not None else None
-            for i, (begin, end) in enumerate(chunk):
-                found = decode_strokes(logits[i], self.model.config.frame_seconds,
-                                       frames=int(masks[i].sum()) if masks is not None else None,
-                                       threshold=self.model.config.stroke_threshold)
-                at = found["time_ms"] / 1000.0 + begin
-                # The part of the take this window answers for: up to the middle of its overlap with each neighbour.
-                k = first + i
-                low = 0.5 * (begin + spans[k - 1][1]) if k else -np.inf
-                high = 0.5 * (end + spans[k + 1][0]) if k + 1 < len(spans) else np.inf
-                keep = (at >= low) & (at < high)
-                times.extend(1000.0 * at[keep])
-                velocities.extend(found["velocity"][keep])
-                graces.extend(found["is_grace"][keep])
-                confidences.extend(found["confidence"][keep])
-        times = np.asarray(times, dtype=np.float64)
+                     subdivision: int = 4, found: dict | None = None) -> list[dict]:
+        """Every stroke of a whole take (see `predict`), read in windows when it is longer than the model's
+        (`stroke_transcription.transcribe_take`; `found`: its output for this take, when already made)."""
+        found = found if found is not None else self._take_strokes(array, sampling_rate, tempo_bpm)
+        times = found["time_ms"].astype(np.float64)
         deviations = grid_deviations(times, tempo_bpm, subdivision) if tempo_bpm else None
         return [{"time_ms": round(float(t), 2), "velocity": round(float(v) * 127.0, 1), "is_grace": bool(g),
                  "confidence": round(float(c), 3),
                  **({"deviation_ms": round(float(deviations[k]), 2)} if deviations is not None else {})}
-                for k, (t, v, g, c) in enumerate(zip(times, velocities, graces, confidences))]
+                for k, (t, v, g, c) in enumerate(zip(times, found["velocity"], found["is_grace"],
+                                                     found["confidence"]))]
+
+    def _take_strokes(self, array: np.ndarray, sampling_rate: int, tempo_bpm: float | None) -> dict:
+        take = self.adapter.prepare(array, sampling_rate, crop=False)
+        return transcribe_take(self.model, self.adapter, take, tempo_bpm if self.needs_tempo else None,
+                               self.batch_size)
 
     def _decode(self, output) -> list[dict]:
         config = self.model.config

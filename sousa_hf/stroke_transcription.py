@@ -3,7 +3,9 @@
 `decode_strokes` picks onsets (`stroke_statistics.clip_strokes`: local maxima of the onset probability above a
 threshold, refined between frames by a parabola through the peak and its neighbours, and for a cluster head the
 strokes that follow each peak) and reads each one's velocity and grace-note flag. `grid_deviations` places them
-against a metronome grid (what a drummer wants to know: how early or late each stroke was). `stroke_metrics` scores
+against a metronome grid (what a drummer wants to know: how early or late each stroke was). `transcribe_take` reads a
+whole take with a model, in windows when it is longer than the model's (`take_statistics`: the stroke statistics of
+all of it, what a clip model scored from strokes sees). `stroke_metrics` scores
 detections with mir_eval's onset F-measure (a detection matches at most one reference within the window) at +-10 and
 +-25 ms, plus, over the strokes matched at 25 ms, the mean absolute error of their times and velocities.
 """
@@ -16,9 +18,12 @@ import mir_eval
 import numpy as np
 import torch
 
-from .stroke_statistics import clip_strokes, fitted_grid_deviation
+from .stroke_statistics import clip_statistics, clip_strokes, fitted_grid_deviation
 
 WINDOWS_MS = (10, 25)
+# How far from a window's cut edge a stroke must be to be read from that window (a take longer than the model's
+# window is transcribed in windows overlapping by twice this).
+STROKE_WINDOW_MARGIN_S = 0.5
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_CANDIDATES = tuple(round(0.1 + 0.05 * i, 2) for i in range(17))  # 0.1 ... 0.9
 
@@ -39,6 +44,61 @@ def decode_strokes(stroke_logits: np.ndarray, frame_seconds: float, frames: int 
     strokes = {name: value.numpy() for name, value in clip_strokes(torch.from_numpy(logits), threshold).items()}
     return {"time_ms": strokes["position"] * frame_seconds * 1000.0, "velocity": strokes["velocity"],
             "is_grace": strokes["is_grace"], "confidence": strokes["confidence"]}
+
+
+@torch.no_grad()
+def transcribe_take(model, adapter, take: np.ndarray, tempo_bpm: float | None = None,
+                    batch_size: int = 8) -> dict[str, np.ndarray]:
+    """Every stroke of a whole take with a model's stroke head: `{"time_ms" (from the take's start), "velocity" (0-1),
+    "is_grace", "confidence"}` in time order.
+
+    Args:
+        model: a SOUSA model with a stroke head (its `config.stroke_threshold` picks the peaks).
+        adapter: the model's adapter; a take longer than its window (`max_seconds`) is read in windows overlapping
+            by `2 * STROKE_WINDOW_MARGIN_S`, each answering for the strokes up to the middle of its overlaps.
+        take: the whole take as the adapter prepares it, uncropped (`adapter.prepare(array, rate, crop=False)`).
+        tempo_bpm: the take's tempo, for a model that takes it (`use_tempo`).
+        batch_size: windows per forward pass.
+    """
+    rate = adapter.sampling_rate
+    window = adapter.max_seconds
+    seconds = take.size / rate
+    if window is None or seconds <= window:
+        spans = [(0.0, seconds)]
+    else:
+        step = window - 2 * STROKE_WINDOW_MARGIN_S
+        spans = [(float(s), float(s) + window) for s in [*np.arange(0.0, seconds - window, step), seconds - window]]
+    config = model.config
+    found = {"time_ms": [], "velocity": [], "is_grace": [], "confidence": []}
+    for first in range(0, len(spans), batch_size):
+        chunk = spans[first : first + batch_size]
+        inputs = adapter([take[int(round(a * rate)) : int(round(b * rate))] for a, b in chunk], sampling_rate=rate)
+        if getattr(config, "use_tempo", False):
+            inputs["tempo_bpm"] = torch.full((len(chunk),), float(tempo_bpm))
+        output = model(**{key: value.to(model.device) for key, value in inputs.items()})
+        logits = output.stroke_logits.float().cpu().numpy()
+        masks = output.frame_mask.cpu().numpy() if output.frame_mask is not None else None
+        for i, (begin, end) in enumerate(chunk):
+            strokes = decode_strokes(logits[i], config.frame_seconds,
+                                     frames=int(masks[i].sum()) if masks is not None else None,
+                                     threshold=config.stroke_threshold)
+            at = strokes["time_ms"] / 1000.0 + begin
+            k = first + i
+            low = 0.5 * (begin + spans[k - 1][1]) if k else -np.inf
+            high = 0.5 * (end + spans[k + 1][0]) if k + 1 < len(spans) else np.inf
+            keep = (at >= low) & (at < high)
+            found["time_ms"].append(1000.0 * at[keep])
+            for name in ("velocity", "is_grace", "confidence"):
+                found[name].append(strokes[name][keep])
+    return {name: np.concatenate(parts) for name, parts in found.items()}
+
+
+def take_statistics(strokes: dict[str, np.ndarray], tempo_bpm: float | None = None) -> torch.Tensor:
+    """The stroke statistics (`stroke_statistics.clip_statistics`) of a whole take's strokes (`transcribe_take`), with
+    the grid statistics when given the tempo: what a clip model scored from strokes (`pooling: stroke_statistics`)
+    judges, however long the take and whatever the model's window."""
+    return clip_statistics(torch.from_numpy(strokes["time_ms"]), torch.from_numpy(strokes["velocity"]),
+                           torch.from_numpy(strokes["is_grace"]), None if tempo_bpm is None else float(tempo_bpm))
 
 
 def grid_deviations(times_ms: np.ndarray, tempo_bpm: float, subdivision: int = 4) -> np.ndarray:

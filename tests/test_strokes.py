@@ -545,6 +545,10 @@ def test_a_clip_model_scores_from_the_strokes_a_trained_stroke_model_finds(strok
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["stroke_threshold"] == json.loads((stroke_run / "config.json").read_text())["stroke_threshold"]
     assert trained["stroke_statistics.statistics_std"].ne(1.0).any()  # standardised by the training split
+    from sousa_hf.evaluation import evaluate_saved_model
+
+    again = evaluate_saved_model(str(tmp_path), str(synthetic_dir), output_dir=str(tmp_path / "again"))
+    assert again["metrics"]["r2"] == pytest.approx(results["metrics"]["r2"], abs=1e-6)
     predictor = SousaPredictor.from_pretrained(str(tmp_path), device="cpu")
     assert predictor.needs_tempo and predictor.transcribes_strokes
     with pytest.raises(SousaDataError, match="--tempo"):
@@ -584,6 +588,49 @@ def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio
     before = BackboneOutputs(model, adapter, "stroke_statistics").digest()
     model.config.stroke_threshold += 0.1
     assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
+
+
+def test_a_take_longer_than_the_models_window_is_read_whole_in_windows_for_its_statistics(stroke_run, synthetic_dir):
+    from sousa_hf.backbone_cache import cache_backbone_outputs
+    from sousa_hf.backbones import load_stroke_front_end
+    from sousa_hf.data.audio import decode_audio
+    from sousa_hf.stroke_statistics import statistic_names
+    from sousa_hf.stroke_transcription import take_statistics, transcribe_take
+
+    def stroke_model(window):  # the stroke run's front end, reading takes in windows of `window` seconds
+        model, adapter = build_model("overall_score", "cnn:tiny", backbone_config={"time_pooling": False},
+                                     feature_extractor_config={"hop_length": 220, "feature_size": 32},
+                                     temporal_blocks=2, pooling="stroke_statistics", use_tempo=True,
+                                     length=LengthPolicy(max_seconds=window))
+        load_stroke_front_end(model, str(stroke_run), adapter.feature_extractor)
+        model.config.stroke_threshold = 0.05  # an untrained head's peaks are low: enough strokes to compare
+        return model.eval(), adapter
+
+    windowed_model, windowed = stroke_model(1.5)
+    split = load_sousa(synthetic_dir, split="validation").select(range(2))
+    row = split[0]
+    array, rate = decode_audio(row["audio"], row["sample_id"])
+    take = windowed.prepare(array, rate, crop=False)
+    assert take.size > 2.5 * windowed.max_seconds * windowed.sampling_rate  # read in three windows or more
+    in_windows = transcribe_take(windowed_model, windowed, take, row["tempo_bpm"])
+    times = in_windows["time_ms"]
+    # Every window answers for its own stretch of the take: strokes over all of it, in order, none read twice
+    # where windows overlap (the CNN's group norms see each window alone, so its peaks are not the whole take's).
+    assert len(times) > 10 and times.max() > 2 * 1000 * windowed.max_seconds
+    assert np.all(np.diff(times) > 0)
+    one_window = transcribe_take(windowed_model, windowed, windowed.prepare(array, rate), row["tempo_bpm"])
+    assert len(one_window["time_ms"]) < len(times)
+    # The cache of a windowed model holds the whole take's statistics, not its evaluation crop's.
+    cached = cache_backbone_outputs(split, windowed_model, windowed).with_format("numpy")[0]
+    expected = take_statistics(in_windows, row["tempo_bpm"]).numpy()
+    np.testing.assert_allclose(cached["cached_stroke_statistics"], expected, rtol=1e-5, atol=1e-5)
+    assert cached["cached_stroke_statistics"][statistic_names(True).index("strokes")] == len(times)
+    # predict judges the take as the cache did: from all its strokes.
+    (result,) = SousaPredictor(windowed_model, windowed).predict([(array, rate)], tempo_bpm=row["tempo_bpm"])
+    with torch.no_grad():
+        score = windowed_model(cached_stroke_statistics=torch.from_numpy(expected)[None]).scores[0, 0]
+    assert result["scores"]["overall_score"] == pytest.approx(float(score), abs=1e-4)
+    assert len(result["strokes"]) == len(times)
 
 
 def test_a_clip_model_takes_a_cluster_head_from_its_stroke_model_and_keeps_it(synthetic_dir, tmp_path):
