@@ -7,7 +7,8 @@ Rows: the suite's CNN from scratch (`recipes/quickstart.yaml`), the frozen whisp
 whisper-base probes (`recipes/whisper_base_probe.yaml`: one backbone pass per checkpoint serves all
 five tasks), whisper-base fine-tuned (`recipes/whisper_base_finetune.yaml`), stroke transcription
 (`recipes/strokes_cnn.yaml`), every clip task scored from the strokes that model finds
-(`recipes/stroke_statistics.yaml`, with and without the tempo) and the stroke-aware CNN
+(`recipes/stroke_statistics.yaml`, with and without the tempo), the same with whisper-tiny.en fine-tuned for
+the strokes (`recipes/whisper_strokes.yaml`, `recipes/whisper_stroke_statistics.yaml`) and the stroke-aware CNN
 (`recipes/stroke_aware.yaml`) beside the same model without its stroke loss (`--set aux_strokes=0`),
 each trained on the training split, its
 checkpoint chosen on validation and its metrics reported on the test split. Each
@@ -49,6 +50,7 @@ CLIP_TASKS = TASKS[:5]
 
 
 STROKE_MODEL = "CNN, 5 ms frames"
+WHISPER_STROKE_MODEL = "whisper-tiny.en fine-tuned"
 
 
 def output_dir(out: Path, row: dict) -> Path:
@@ -78,6 +80,15 @@ def rows(args) -> list[dict]:
             for task in CLIP_TASKS:
                 plan.append({"model": name, "recipe": "whisper_base_probe.yaml", "task": task,
                              "set": [f"backbone={folder}"]})
+    if args.whisper_tiny:
+        whisper_strokes = {"model": WHISPER_STROKE_MODEL, "recipe": "whisper_strokes.yaml", "task": "strokes",
+                           "set": [f"backbone={args.whisper_tiny}"]}
+        plan.append(whisper_strokes)
+        for task in CLIP_TASKS:
+            plan.append({"model": "whisper-tiny.en strokes + stroke statistics", "task": task,
+                         "recipe": "whisper_stroke_statistics.yaml", "strokes_row": WHISPER_STROKE_MODEL,
+                         "set": [f"backbone={args.whisper_tiny}",
+                                 f"strokes_from={output_dir(Path(args.out), whisper_strokes)}"]})
     if args.whisper_base:
         for task in args.finetune_tasks.split(","):
             plan.append({"model": "whisper-base fine-tuned", "recipe": "whisper_base_finetune.yaml", "task": task,
@@ -92,7 +103,8 @@ def measured_with(row: dict, root: Path, done: dict) -> str:
     digest = hashlib.sha256((root / "recipes" / row["recipe"]).read_bytes())
     digest.update(json.dumps(row["set"]).encode())
     if any(override.startswith("strokes_from=") for override in row["set"]):
-        digest.update(json.dumps(done.get(f"{STROKE_MODEL} | strokes"), sort_keys=True).encode())
+        strokes_row = row.get("strokes_row", STROKE_MODEL)
+        digest.update(json.dumps(done.get(f"{strokes_row} | strokes"), sort_keys=True).encode())
         digest.update((root / "sousa_hf" / "stroke_statistics.py").read_bytes())
     return digest.hexdigest()[:16]
 

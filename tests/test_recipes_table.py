@@ -48,7 +48,8 @@ def test_each_recipe_runs_tiny_and_writes_its_files(row, synthetic_dir, tmp_path
     assert recipe.task == row["task"] and recipe.backbone == row["backbone"]
     overrides = re.findall(r"`([^`]+)`", row["smoke overrides"])
     if recipe.strokes_from is not None:  # a recipe that builds on a trained stroke model gets the smoke-run one
-        strokes, strokes_training = load_recipe(RECIPES / "strokes_cnn.yaml", [
+        (strokes_recipe,) = re.findall(r"smoke run of (\S+\.yaml)", row["smoke overrides"])
+        strokes, strokes_training = load_recipe(RECIPES / strokes_recipe, [
             *overrides, *SMOKE, f"data={synthetic_dir}", f"output_dir={tmp_path / 'strokes'}"])
         run(strokes, strokes_training)
         overrides.append(f"strokes_from={tmp_path / 'strokes'}")
