@@ -78,8 +78,9 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
                 regression_loss: str = "mse", huber_delta: float = 1.0,
                 target_weights: list[float] | dict[str, float] | None = None, feature_extractor: str | None = None,
                 feature_extractor_config: dict | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
-                use_tempo: bool = False, stroke_onset_weight: float = 1.0,
-                stroke_cluster_ms: float = 0.0) -> tuple[SousaPreTrainedModel, AudioAdapter]:
+                use_tempo: bool = False, stroke_onset_weight: float = 1.0, stroke_cluster_ms: float = 0.0,
+                statistics_head: str = "mlp", boosted_trees: dict | None = None
+                ) -> tuple[SousaPreTrainedModel, AudioAdapter]:
     """A SOUSA model for `task` on `backbone`, and the adapter that makes its inputs.
 
     Args:
@@ -98,6 +99,8 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
             for the CNN's 5 ms frames (a `<family>:random/tiny` backbone only: a checkpoint brings its own).
         temporal_blocks, aux_strokes, use_tempo, stroke_onset_weight, stroke_cluster_ms: see `SousaConfig`; the
             `strokes` task and `aux_strokes` need a backbone with frames in time (not AST or CLAP).
+        statistics_head, boosted_trees: with `pooling="stroke_statistics"`, an MLP or gradient-boosted trees and
+            their settings (see `SousaConfig`).
 
     Returns:
         `(model, adapter)`; a checkpoint's weights are loaded into the backbone, the head is new.
@@ -135,7 +138,8 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         classifier_dropout=classifier_dropout, regression_loss=regression_loss, huber_delta=huber_delta,
         adapter=adapter.name, sampling_rate=adapter.sampling_rate, max_seconds=adapter.max_seconds,
         frame_seconds=frame_seconds, temporal_blocks=temporal_blocks, aux_strokes=aux_strokes, use_tempo=use_tempo,
-        stroke_onset_weight=stroke_onset_weight, stroke_cluster_ms=stroke_cluster_ms, **kind_kwargs)
+        stroke_onset_weight=stroke_onset_weight, stroke_cluster_ms=stroke_cluster_ms, statistics_head=statistics_head,
+        boosted_trees=boosted_trees, **kind_kwargs)
     model = _CLASSES[task.kind](sousa_config)
     if pretrained is not None:
         model.sousa.backbone.load_state_dict(pretrained.state_dict())

@@ -14,6 +14,7 @@ STROKE_OUTPUTS = ("onset", "velocity", "grace")  # per frame: onset logit, veloc
 # With `stroke_cluster_ms`, per frame also: the log of how many strokes follow a cluster's first one, and their spacing.
 STROKE_CLUSTER_OUTPUTS = ("followers", "follower_spacing")
 POOLINGS = ("mean", "attentive_stats", "weighted_layers", "layer_stats", "stroke_statistics")
+STATISTICS_HEADS = ("mlp", "boosted_trees")
 REGRESSION_LOSSES = ("mse", "huber")
 
 
@@ -94,6 +95,11 @@ class SousaConfig(PretrainedConfig):
         stroke_statistics: with `pooling="stroke_statistics"`, the names of the statistics the MLP reads, in
             order (`sousa_hf.stroke_statistics.statistic_names`); recorded when the model is built, so that code
             computing other statistics refuses the model by name rather than by a weight's shape.
+        statistics_head: with `pooling="stroke_statistics"`, what scores the statistics: `mlp` (the MLP of
+            `statistics_hidden_size`, trained by gradient descent) or `boosted_trees` (gradient-boosted trees fitted
+            by scikit-learn on the training split, evaluated as tensors: `sousa_hf.boosted_trees`).
+        boosted_trees: with `statistics_head="boosted_trees"`, the fitting settings
+            (`sousa_hf.boosted_trees.BoostedTreesSettings`); `max_iter` and `max_leaf_nodes` size the trees' arrays.
     """
 
     model_type = "sousa"
@@ -107,7 +113,8 @@ class SousaConfig(PretrainedConfig):
                  frame_seconds: float | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
                  stroke_target_frames: float = 1.0, use_tempo: bool = False, stroke_threshold: float = 0.5,
                  statistics_hidden_size: int = 256, stroke_onset_weight: float = 1.0,
-                 stroke_cluster_ms: float = 0.0, stroke_statistics: list[str] | None = None, **kwargs):
+                 stroke_cluster_ms: float = 0.0, stroke_statistics: list[str] | None = None,
+                 statistics_head: str = "mlp", boosted_trees: dict | None = None, **kwargs):
         if task_kind not in TASK_KINDS:
             raise ValueError(f"unknown task_kind {task_kind!r}; expected one of {', '.join(TASK_KINDS)}")
         if pooling not in POOLINGS:
@@ -117,6 +124,12 @@ class SousaConfig(PretrainedConfig):
         if pooling == "stroke_statistics" and task_kind == "strokes":
             raise ValueError("pooling='stroke_statistics' scores a clip from its strokes; the strokes task has no "
                              "clip head to pool for")
+        if statistics_head not in STATISTICS_HEADS:
+            raise ValueError(f"unknown statistics_head {statistics_head!r}; expected one of "
+                             f"{', '.join(STATISTICS_HEADS)}")
+        if statistics_head == "boosted_trees" and pooling != "stroke_statistics":
+            raise ValueError("statistics_head='boosted_trees' scores stroke statistics: it needs "
+                             f"pooling='stroke_statistics', not {pooling!r}")
         if (task_kind == "strokes" or aux_strokes or pooling == "stroke_statistics") and not frame_seconds:
             raise ValueError("stroke outputs need frame_seconds, the time between the backbone's output frames")
         if task_kind == "classification":
@@ -162,6 +175,8 @@ class SousaConfig(PretrainedConfig):
         self.use_tempo = use_tempo
         self.statistics_hidden_size = statistics_hidden_size
         self.stroke_statistics = list(stroke_statistics) if stroke_statistics is not None else None
+        self.statistics_head = statistics_head
+        self.boosted_trees = (dict(boosted_trees or {}) if statistics_head == "boosted_trees" else None)
         super().__init__(**kwargs)
         # What Trainer leaves out of evaluation predictions: a clip head's per-frame stroke outputs are large.
         self.keys_to_ignore_at_inference = (["stroke_loss"] if task_kind == "strokes"

@@ -204,10 +204,16 @@ def _input_description(config: SousaConfig) -> str:
 def _head_description(config: SousaConfig, task) -> str:
     if config.pooling == "stroke_statistics":
         grid = " and against the metronome grid of the given tempo" if config.use_tempo else ""
+        statistics = f"statistics of the strokes the stroke head finds (intervals, velocities, grace notes{grid})"
+        if config.statistics_head == "boosted_trees":
+            trees = config.boosted_trees
+            return (f"gradient-boosted trees (up to {trees['max_iter']} iterations of {trees['max_leaf_nodes']} "
+                    f"leaves, learning rate {trees['learning_rate']:g}; fitted by scikit-learn on the training split, "
+                    f"the iterations kept chosen on validation) on {statistics}, their leaf values summed into each "
+                    + ("class's logit" if task.kind == "classification" else "score"))
         clip_head = _clip_head_description(config, task)
         article = "" if clip_head.startswith("one ") else "a "
-        return (f"a two-layer MLP (width {config.statistics_hidden_size}) on statistics of the strokes the stroke "
-                f"head finds (intervals, velocities, grace notes{grid}), feeding {article}{clip_head}")
+        return f"a two-layer MLP (width {config.statistics_hidden_size}) on {statistics}, feeding {article}{clip_head}"
     return _clip_head_description(config, task)
 
 

@@ -32,6 +32,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import ModelOutput
 
+from .boosted_trees import BoostedTrees, BoostedTreesSettings, FittedTrees, trees_per_iteration
 from .configuration_sousa import SousaCNNConfig, SousaConfig
 from .stroke_statistics import StrokeStatisticsEncoder, batch_statistics, statistic_names
 
@@ -561,7 +562,7 @@ class SousaModel(SousaPreTrainedModel):
         elif config.pooling == "attentive_stats":
             self.attentive = AttentiveStatisticsPooling(hidden_size)
         self.pooled_size = {"attentive_stats": 2 * hidden_size, "layer_stats": 2 * hidden_size * (self.num_layers or 1),
-                            "stroke_statistics": config.statistics_hidden_size}.get(config.pooling, hidden_size)
+                            "stroke_statistics": _statistics_width(config)}.get(config.pooling, hidden_size)
         if config.temporal_blocks and config.pooling == "layer_stats":
             raise ValueError("temporal_blocks work on the frames one pooling sees; pooling='layer_stats' pools every "
                              "layer's frames: use pooling='mean', 'weighted_layers' or 'attentive_stats' with them")
@@ -676,6 +677,15 @@ class SousaModel(SousaPreTrainedModel):
         return statistics[:, -1, :width]
 
 
+def _statistics_width(config: SousaConfig) -> int:
+    """The width of the clip vector that `pooling="stroke_statistics"` gives the head: the MLP's, or one leaf value
+    per boosted tree."""
+    if config.statistics_head != "boosted_trees":
+        return config.statistics_hidden_size
+    outputs = config.num_labels if config.task_kind == "classification" else len(config.target_names)
+    return BoostedTreesSettings(**config.boosted_trees).max_iter * trees_per_iteration(config.task_kind, outputs)
+
+
 def _backbone_width(config: SousaConfig) -> int:
     backbone_config = config.backbone_config
     if backbone_family(config) == "whisper":
@@ -720,8 +730,12 @@ class _SousaHeadModel(SousaPreTrainedModel):
         self.stroke_statistics = None
         if config.pooling == "stroke_statistics":
             names = _check_stroke_statistics(config)
-            self.stroke_statistics = StrokeStatisticsEncoder(len(names), config.statistics_hidden_size,
-                                                             config.classifier_dropout)
+            if config.statistics_head == "boosted_trees":
+                self.stroke_statistics = BoostedTrees(len(names), _statistics_width(config),
+                                                      BoostedTreesSettings(**config.boosted_trees).max_leaf_nodes)
+            else:
+                self.stroke_statistics = StrokeStatisticsEncoder(len(names), config.statistics_hidden_size,
+                                                                 config.classifier_dropout)
 
     def freeze_feature_encoder(self):
         self.sousa.freeze_feature_encoder()
@@ -780,6 +794,21 @@ class _SousaHeadModel(SousaPreTrainedModel):
         rows = [batch["cached_stroke_statistics"] if "cached_stroke_statistics" in batch
                 else self.clip_stroke_statistics(dict(batch))[0] for batch in batches]
         self.stroke_statistics.fit(torch.cat(rows))
+
+    @torch.no_grad()
+    def set_boosted_trees(self, fitted: FittedTrees) -> None:
+        """Take a fitted ensemble (`boosted_trees.fit_boosted_trees`): its trees, and the head's linear layers that
+        sum their leaf values into each output (in the order of the logits or `target_names`)."""
+        if self.config.statistics_head != "boosted_trees":
+            raise ValueError(f"this model scores its statistics with {self.config.statistics_head!r}, not trees")
+        self.stroke_statistics.load_predictors(fitted.predictors)
+        layers = ([self.heads[name] for name in self.config.target_names] if hasattr(self, "heads")
+                  else [self.classifier if hasattr(self, "classifier") else self.regressor])
+        first = 0
+        for layer in layers:
+            layer.weight.copy_(fitted.weight[first : first + layer.out_features])
+            layer.bias.copy_(fitted.bias[first : first + layer.out_features])
+            first += layer.out_features
 
     def _with_aux_strokes(self, loss: torch.Tensor | None, strokes: dict) -> torch.Tensor | None:
         """The clip task's own loss plus `aux_strokes` times the stroke loss (what a plain Trainer would use)."""

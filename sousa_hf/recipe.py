@@ -46,6 +46,11 @@ class Recipe:
             and spacing predicted (a flat flam; `SousaConfig`). 0: off.
         strokes_from: with `pooling: stroke_statistics`, the trained stroke model (a `recipes/strokes_cnn.yaml`
             run's folder or a Hub id) whose backbone, temporal blocks and stroke head the clip model takes, frozen.
+        statistics_head: with `pooling: stroke_statistics`, `mlp` (trained by the Trainer) or `boosted_trees`
+            (gradient-boosted trees fitted on the training split's cached statistics, their iterations chosen on
+            `eval_split`; no gradient steps); see `SousaConfig`.
+        boosted_trees: `BoostedTreesSettings` (`max_iter`, `learning_rate`, `max_leaf_nodes`, `min_samples_leaf`,
+            `l2_regularization`, `random_state`) for `statistics_head: boosted_trees`.
         length: the adapter's `LengthPolicy` (`max_seconds`, `train_crop`, `eval_crop`).
         pooling, classifier_dropout, regression_loss, huber_delta, target_weights: see `SousaConfig`.
         training_mode: `full`, `freeze_feature_encoder`, `freeze_backbone` or `lora`.
@@ -88,6 +93,8 @@ class Recipe:
     aux_strokes: float = 0.0
     use_tempo: bool = False
     strokes_from: str | None = None
+    statistics_head: str = "mlp"
+    boosted_trees: dict[str, Any] = field(default_factory=dict)
     stroke_onset_weight: float = 1.0
     stroke_cluster_ms: float = 0.0
     training_mode: str = "full"
@@ -114,7 +121,8 @@ _DICT_KEYS = {name for name in RECIPE_KEYS if isinstance(getattr(Recipe(), name)
 RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "backbone", "backbone_config",
                      "feature_extractor", "feature_extractor_config", "length", "pooling", "classifier_dropout",
                      "regression_loss", "huber_delta", "target_weights", "temporal_blocks", "aux_strokes",
-                     "use_tempo", "strokes_from", "stroke_onset_weight", "stroke_cluster_ms", "training_mode", "lora",
+                     "use_tempo", "strokes_from", "statistics_head", "boosted_trees", "stroke_onset_weight",
+                     "stroke_cluster_ms", "training_mode", "lora",
                      "class_weights", "filters", "apply_default_filter", "bad_audio", "max_train_samples")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 # Never written to a run's recipe.yaml, which is uploaded with the model.
@@ -228,9 +236,11 @@ def changed_keys(recipe: Recipe, training: dict[str, Any], earlier: dict[str, An
 def _comparable(values: dict[str, Any]) -> dict[str, Any]:
     """Recipe values as written to recipe.yaml (tuples become lists), with defaults (`length`/`lora` too) filled in."""
     from .adapters import LengthPolicy
+    from .boosted_trees import BoostedTreesSettings
     from .training_modes import LoraSettings
 
     values = yaml.safe_load(yaml.safe_dump({**dataclasses.asdict(Recipe()), **values}))
     values["length"] = LengthPolicy(**values["length"] or {}).to_dict()
     values["lora"] = yaml.safe_load(yaml.safe_dump(dataclasses.asdict(LoraSettings(**values["lora"] or {}))))
+    values["boosted_trees"] = BoostedTreesSettings(**values.get("boosted_trees") or {}).to_dict()
     return values

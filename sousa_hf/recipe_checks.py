@@ -48,7 +48,8 @@ def check_recipe(recipe) -> None:
     from .adapters import LengthPolicy
     from .adapters.preprocessing import CACHES
     from .backbones import parse_backbone
-    from .configuration_sousa import POOLINGS, REGRESSION_LOSSES
+    from .boosted_trees import BoostedTreesSettings
+    from .configuration_sousa import POOLINGS, REGRESSION_LOSSES, STATISTICS_HEADS
     from .data.audio_check import BAD_AUDIO_POLICIES
     from .data.filters import filter_criteria, filter_sousa
     from .data.tasks import get_task
@@ -60,7 +61,8 @@ def check_recipe(recipe) -> None:
         _check_value(field.name, getattr(recipe, field.name), hints[field.name], RECIPE_RANGES.get(field.name))
     get_task(recipe.task)
     choices = {"pooling": POOLINGS, "regression_loss": REGRESSION_LOSSES, "training_mode": TRAINING_MODES,
-               "cache": (None, *CACHES, "backbone"), "bad_audio": BAD_AUDIO_POLICIES}
+               "cache": (None, *CACHES, "backbone"), "bad_audio": BAD_AUDIO_POLICIES,
+               "statistics_head": STATISTICS_HEADS}
     for key, allowed in choices.items():
         if getattr(recipe, key) not in allowed:
             raise SousaDataError(f"recipe key {key}: {getattr(recipe, key)!r} is not one of "
@@ -79,7 +81,16 @@ def check_recipe(recipe) -> None:
         raise SousaDataError(f"recipe key cache: 'backbone' caches a frozen backbone's outputs, but training_mode is "
                              f"{recipe.training_mode!r}, which trains the backbone; set training_mode: "
                              "freeze_backbone, or cache: waveform")
-    entries = {"length": LengthPolicy, "lora": LoraSettings, "filters": filter_sousa}
+    if recipe.statistics_head == "boosted_trees" and (recipe.pooling != "stroke_statistics"
+                                                      or recipe.cache != "backbone"):
+        raise SousaDataError("recipe key statistics_head: 'boosted_trees' is fitted on the cached stroke statistics; "
+                             "it needs pooling: stroke_statistics and cache: backbone, got "
+                             f"pooling={recipe.pooling!r}, cache={recipe.cache!r}")
+    if recipe.boosted_trees and recipe.statistics_head != "boosted_trees":
+        raise SousaDataError("recipe key boosted_trees: its settings are for statistics_head: boosted_trees, but "
+                             f"statistics_head is {recipe.statistics_head!r}")
+    entries = {"length": LengthPolicy, "lora": LoraSettings, "filters": filter_sousa,
+               "boosted_trees": BoostedTreesSettings}
     for key, owner in entries.items():
         value = getattr(recipe, key)
         allowed = ({f.name for f in dataclasses.fields(owner)} if dataclasses.is_dataclass(owner)
@@ -96,10 +107,11 @@ def check_recipe(recipe) -> None:
                 _check_value(f"{key}.{entry}", item, owner_hints[entry], None)
     if recipe.length.get("max_seconds") is not None:
         _check_range("length.max_seconds", recipe.length["max_seconds"], _POSITIVE)
-    try:
-        LengthPolicy(**recipe.length)
-    except ValueError as err:
-        raise SousaDataError(f"recipe key length: {err}") from err
+    for key, owner in (("length", LengthPolicy), ("boosted_trees", BoostedTreesSettings)):
+        try:
+            owner(**getattr(recipe, key))
+        except ValueError as err:
+            raise SousaDataError(f"recipe key {key}: {err}") from err
     filter_criteria(**recipe.filters)  # an unknown preset, rudiment or tier is named now, not after loading
     if ":" in recipe.backbone and not Path(recipe.backbone).exists():  # <family>:<variant>; checkpoints load later
         try:

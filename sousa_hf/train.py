@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, TrainerCallback, TrainingArguments, set_seed
 
@@ -23,6 +24,7 @@ from .adapters.collator import SousaCollator
 from .adapters.preprocessing import prepare_inputs
 from .backbone_cache import cache_backbone_outputs
 from .backbones import build_model, load_stroke_front_end
+from .boosted_trees import BoostedTreesSettings
 from .data.audio_check import check_audio
 from .data.errors import SousaDataError
 from .data.loading import data_origin, load_sousa
@@ -37,6 +39,7 @@ from .report import format_metrics_table
 from .run_folder import check_output_dir, finished_run, holds_finished_model, resume_checkpoint
 from .trainer import SousaTrainer, task_label_names
 from .training_modes import LoraSettings, apply_training_mode, merge_lora
+from .tree_fitting import fit_boosted_trees
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +103,29 @@ def fit_statistics_norm(model, train, collator, batch_size: int) -> None:
     else:
         base.sousa.fit_statistics_norm(batches)
     base.train(was_training)
+
+
+def fit_statistics_trees(model, train, evaluation, task: SousaTask, weights: np.ndarray | None) -> list[int]:
+    """`statistics_head: boosted_trees`: fit the trees on the training split's cached stroke statistics (each clip
+    weighted by its class's weight, as the loss would be), keep the boosting iterations that do best on the
+    evaluation split, and give them to the model. Returns the iterations kept (one number per target of a multi-task
+    model)."""
+    config = model_config(model)
+
+    def columns(split) -> tuple:
+        table = split.with_format("numpy")
+        return (np.asarray(table["cached_stroke_statistics"]), np.asarray(table["labels"]),
+                np.asarray(table["labels_mask"]) if "labels_mask" in split.column_names else None)
+
+    statistics, labels, mask = columns(train)
+    outputs = config.num_labels if task.kind == "classification" else len(config.target_names)
+    fitted = fit_boosted_trees(BoostedTreesSettings(**config.boosted_trees), task.kind, outputs,
+                               (statistics, labels, mask), columns(evaluation),
+                               sample_weight=None if weights is None else weights[labels.astype(np.int64)])
+    model.set_boosted_trees(fitted)
+    logger.info("boosted trees fitted on %d clips; boosting iterations kept (chosen on validation): %s",
+                len(statistics), fitted.iterations)
+    return fitted.iterations
 
 
 def synthetic_source(recipe: Recipe) -> str:
@@ -187,7 +213,10 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         huber_delta=recipe.huber_delta, target_weights=recipe.target_weights,
         feature_extractor=recipe.feature_extractor, feature_extractor_config=recipe.feature_extractor_config,
         temporal_blocks=recipe.temporal_blocks, aux_strokes=recipe.aux_strokes, use_tempo=recipe.use_tempo,
-        stroke_onset_weight=recipe.stroke_onset_weight, stroke_cluster_ms=recipe.stroke_cluster_ms)
+        stroke_onset_weight=recipe.stroke_onset_weight, stroke_cluster_ms=recipe.stroke_cluster_ms,
+        statistics_head=recipe.statistics_head,
+        boosted_trees=BoostedTreesSettings(**recipe.boosted_trees).to_dict()
+        if recipe.statistics_head == "boosted_trees" else None)
     if recipe.strokes_from is not None:
         load_stroke_front_end(model, recipe.strokes_from, adapter.feature_extractor)
     if args.process_index == 0 and not holds_finished_model(args.output_dir):
@@ -204,7 +233,10 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         train = prepare_inputs(splits["train"], adapter, train=True, cache=input_cache, num_proc=recipe.num_proc,
                                seed=args.seed)
         evaluation = prepare_inputs(splits[recipe.eval_split], adapter, cache=input_cache, num_proc=recipe.num_proc)
-    if model_config(model).pooling in STANDARDISED_POOLINGS and checkpoint is None:
+    # Trees are fitted, not trained: no gradient steps, nothing to resume.
+    fitted_trees = (fit_statistics_trees(model, splits["train"], splits[recipe.eval_split], task, weights)
+                    if model_config(model).statistics_head == "boosted_trees" else None)
+    if model_config(model).pooling in STANDARDISED_POOLINGS and checkpoint is None and fitted_trees is None:
         fit_statistics_norm(model, train, SousaCollator(adapter), args.per_device_eval_batch_size)
     callbacks = list(callbacks or [])
     if recipe.early_stopping_patience is not None:
@@ -214,9 +246,10 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
                            compute_metrics=SousaMetrics(task, frame_seconds=model_config(model).frame_seconds),
                            processing_class=adapter.feature_extractor, class_weights=weights, callbacks=callbacks,
                            hub_token=hub_token)
-    if checkpoint:
-        logger.warning("resuming from %s", checkpoint)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    if fitted_trees is None:
+        if checkpoint:
+            logger.warning("resuming from %s", checkpoint)
+        trainer.train(resume_from_checkpoint=checkpoint)
 
     final = merge_lora(trainer.model)
     if task.kind == "strokes":  # peak picking tuned on validation before the model is saved and tested
@@ -229,6 +262,9 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
              "data_origin": data_origin(recipe.data) if recipe.data is not None else "synthetic"}
     if task.kind == "strokes":
         extra["stroke_threshold"] = model_config(final).stroke_threshold
+    if fitted_trees is not None:  # no training log to read them from
+        extra["boosted_trees_iterations"] = fitted_trees
+        extra["validation_metrics"] = trainer.evaluate()
     if skipped:
         extra["skipped_bad_audio"] = {name: {"count": len(ids), "sample_ids": ids} for name, ids in skipped.items()}
     results = evaluate_split(trainer, splits[recipe.test_split], adapter, task, args.output_dir, recipe.test_split,

@@ -749,3 +749,48 @@ def test_the_sample_rate_benchmark_scores_the_same_clips_at_both_rates(stroke_ru
     for metrics in table.values():
         assert 0.0 <= metrics["onset_f1_25ms"] <= 1.0
     assert "| onset_f1_25ms |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("task", ["overall_score", "skill4"])
+def test_a_clip_model_scores_its_stroke_statistics_with_boosted_trees_fitted_on_the_training_split(
+        task, stroke_run, synthetic_dir, synthetic_take, tmp_path):
+    from transformers import AutoModel
+
+    from sousa_hf.evaluation import evaluate_saved_model
+    from sousa_hf.model_card import make_model_card
+    from sousa_hf.stroke_statistics import statistic_names
+
+    recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml", _stroke_statistics_recipe(
+        stroke_run, synthetic_dir, tmp_path, f"task={task}", "statistics_head=boosted_trees",
+        "boosted_trees={max_iter: 20, min_samples_leaf: 2}", "apply_default_filter=false"))
+    results = run(recipe, training)
+    (kept,) = results["boosted_trees_iterations"]
+    assert 1 <= kept <= 20 and not (tmp_path / "trainer_state.json").exists()  # fitted, no gradient steps
+    main = "eval_r2" if task == "overall_score" else "eval_balanced_accuracy"
+    assert np.isfinite(results["validation_metrics"][main])
+    trained = load_file(tmp_path / "model.safetensors")
+    assert not trained["stroke_statistics.is_leaf"][:, 0].all()  # trees that split, saved with the model
+    # The saved model (its trees, the head that sums them) scores the test split as the run did, and predicts.
+    again = evaluate_saved_model(str(tmp_path), str(synthetic_dir), output_dir=str(tmp_path / "again"),
+                                 apply_default_filter=False)
+    assert again["metrics"] == pytest.approx(results["metrics"], abs=1e-6)
+    (result,) = SousaPredictor.from_pretrained(str(tmp_path), device="cpu").predict_files(
+        [synthetic_take], progress=False, tempo_bpm=100)
+    assert (result["label"] is not None) if task == "skill4" else np.isfinite(result["scores"]["overall_score"])
+    # Its own code (boosted_trees.py travels with the modelling file) gives the same outputs, without sousa_hf or
+    # scikit-learn imported.
+    statistics = torch.randn(3, len(statistic_names(use_tempo=True)), generator=torch.Generator().manual_seed(0))
+    torch.save(statistics, tmp_path / "statistics.pt")
+    model = AutoModel.from_pretrained(str(tmp_path)).eval()
+    with torch.no_grad():
+        ours = model(cached_stroke_statistics=statistics)
+    expected = (ours.logits if task == "skill4" else ours.predictions).tolist()
+    load = ("import sys, json, torch, transformers; model = transformers.AutoModel.from_pretrained(sys.argv[1], "
+            "trust_remote_code=True).eval(); assert 'sousa_hf' not in sys.modules and 'sklearn' not in sys.modules; "
+            "out = model(cached_stroke_statistics=torch.load(sys.argv[1] + '/statistics.pt')); "
+            "print(json.dumps((out.logits if hasattr(out, 'logits') else out.predictions).tolist()))")
+    loaded = subprocess.run([sys.executable, "-c", load, str(tmp_path)], capture_output=True, text=True,
+                            env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}, cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    np.testing.assert_allclose(json.loads(loaded.stdout.splitlines()[-1]), expected, atol=1e-6)
+    assert "gradient-boosted trees" in str(make_model_card(tmp_path, "user/sousa-stroke-trees"))
