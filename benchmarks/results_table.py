@@ -7,7 +7,8 @@ Rows: the suite's CNN from scratch (`recipes/quickstart.yaml`), the frozen whisp
 whisper-base probes (`recipes/whisper_base_probe.yaml`: one backbone pass per checkpoint serves all
 five tasks), whisper-base fine-tuned (`recipes/whisper_base_finetune.yaml`), stroke transcription
 (`recipes/strokes_cnn.yaml`), every clip task scored from the strokes that model finds
-(`recipes/stroke_statistics.yaml`, with and without the tempo), the same with whisper-tiny.en fine-tuned for
+(`recipes/stroke_statistics.yaml`, with and without the tempo, and with gradient-boosted trees in place of its MLP:
+`--set statistics_head=boosted_trees`), the same with whisper-tiny.en fine-tuned for
 the strokes (`recipes/whisper_strokes.yaml`, `recipes/whisper_stroke_statistics.yaml`) and the stroke-aware CNN
 (`recipes/stroke_aware.yaml`) beside the same model without its stroke loss (`--set aux_strokes=0`),
 each trained on the training split, its
@@ -50,6 +51,7 @@ CLIP_TASKS = TASKS[:5]
 
 
 STROKE_MODEL = "CNN, 5 ms frames"
+TREES = "boosted_trees"
 WHISPER_STROKE_MODEL = "whisper-tiny.en fine-tuned"
 
 
@@ -66,6 +68,9 @@ def rows(args) -> list[dict]:
     for task in CLIP_TASKS:
         plan.append({"model": "stroke statistics + MLP", "recipe": "stroke_statistics.yaml", "task": task,
                      "set": [strokes_from]})
+    for task in CLIP_TASKS:
+        plan.append({"model": "stroke statistics + boosted trees", "recipe": "stroke_statistics.yaml", "task": task,
+                     "set": [strokes_from, f"statistics_head={TREES}"]})
     for task in args.untimed_tasks.split(",") if args.untimed_tasks else []:
         plan.append({"model": "stroke statistics + MLP, no tempo", "recipe": "stroke_statistics.yaml", "task": task,
                      "set": [strokes_from, "use_tempo=false"]})
@@ -84,11 +89,15 @@ def rows(args) -> list[dict]:
         whisper_strokes = {"model": WHISPER_STROKE_MODEL, "recipe": "whisper_strokes.yaml", "task": "strokes",
                            "set": [f"backbone={args.whisper_tiny}"]}
         plan.append(whisper_strokes)
+        whisper_strokes_from = f"strokes_from={output_dir(Path(args.out), whisper_strokes)}"
         for task in CLIP_TASKS:
             plan.append({"model": "whisper-tiny.en strokes + stroke statistics", "task": task,
                          "recipe": "whisper_stroke_statistics.yaml", "strokes_row": WHISPER_STROKE_MODEL,
-                         "set": [f"backbone={args.whisper_tiny}",
-                                 f"strokes_from={output_dir(Path(args.out), whisper_strokes)}"]})
+                         "set": [f"backbone={args.whisper_tiny}", whisper_strokes_from]})
+        for task in CLIP_TASKS:
+            plan.append({"model": "whisper-tiny.en strokes + stroke statistics, boosted trees", "task": task,
+                         "recipe": "whisper_stroke_statistics.yaml", "strokes_row": WHISPER_STROKE_MODEL,
+                         "set": [f"backbone={args.whisper_tiny}", whisper_strokes_from, f"statistics_head={TREES}"]})
     if args.whisper_base:
         for task in args.finetune_tasks.split(","):
             plan.append({"model": "whisper-base fine-tuned", "recipe": "whisper_base_finetune.yaml", "task": task,
@@ -99,13 +108,16 @@ def rows(args) -> list[dict]:
 def measured_with(row: dict, root: Path, done: dict) -> str:
     """What a row's numbers depend on, as a digest: its recipe file's text and command, and for a row scored from a
     stroke model's strokes, the strokes row it takes that model from and the statistics it computes of them
-    (`sousa_hf/stroke_statistics.py`)."""
+    (`sousa_hf/stroke_statistics.py`), and for boosted trees the code that fits and walks them."""
     digest = hashlib.sha256((root / "recipes" / row["recipe"]).read_bytes())
     digest.update(json.dumps(row["set"]).encode())
     if any(override.startswith("strokes_from=") for override in row["set"]):
         strokes_row = row.get("strokes_row", STROKE_MODEL)
         digest.update(json.dumps(done.get(f"{strokes_row} | strokes"), sort_keys=True).encode())
         digest.update((root / "sousa_hf" / "stroke_statistics.py").read_bytes())
+    if f"statistics_head={TREES}" in row["set"]:
+        for module in ("boosted_trees.py", "tree_fitting.py"):
+            digest.update((root / "sousa_hf" / module).read_bytes())
     return digest.hexdigest()[:16]
 
 

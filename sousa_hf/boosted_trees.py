@@ -92,6 +92,8 @@ class BoostedTrees(nn.Module):
         fewer than `num_trees`: the rest stay single leaves of value 0)."""
         if len(predictors) > self.num_trees:
             raise ValueError(f"{len(predictors)} fitted trees do not fit in {self.num_trees}")
+        self.is_leaf.fill_(True)
+        self.value.zero_()
         depth = 0
         for t, predictor in enumerate(predictors):
             if predictor is None:

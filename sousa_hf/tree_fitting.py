@@ -35,9 +35,9 @@ def fit_boosted_trees(settings: BoostedTreesSettings, task_kind: str, num_output
     x_val, y_val, mask_val = validation
     if task_kind == "classification":
         present = np.unique(y)
-        if len(present) != num_outputs or len(np.unique(y_val)) < 2:
-            raise ValueError(f"boosted trees need every one of the {num_outputs} classes in the training split "
-                             f"(it has {len(present)}) and two or more in validation")
+        if len(present) != num_outputs:
+            raise ValueError(f"boosted trees need every one of the {num_outputs} classes in the training split; it "
+                             f"has {len(present)}")
         model = HistGradientBoostingClassifier(**arguments).fit(x, y, sample_weight=sample_weight)
         best = int(np.argmin([_log_loss(y_val, p) for p in model.staged_predict_proba(x_val)])) + 1
         per_iteration = trees_per_iteration(task_kind, num_outputs)
@@ -63,9 +63,11 @@ def fit_boosted_trees(settings: BoostedTreesSettings, task_kind: str, num_output
         if rows.sum() < 2:
             raise ValueError(f"target {k} has {rows.sum()} training clips: too few to fit trees")
         model = HistGradientBoostingRegressor(**arguments).fit(x[rows], target[rows])
-        truth = y_val.reshape(len(y_val), -1)[rows_val, k]
-        squared_errors = [float(np.mean((p - truth) ** 2)) for p in model.staged_predict(x_val[rows_val])]
-        best = int(np.argmin(squared_errors)) + 1 if rows_val.any() else model.n_iter_
+        best = settings.max_iter  # all of them, unless validation has this target
+        if rows_val.any():
+            truth = y_val.reshape(len(y_val), -1)[rows_val, k]
+            squared_errors = [float(np.mean((p - truth) ** 2)) for p in model.staged_predict(x_val[rows_val])]
+            best = int(np.argmin(squared_errors)) + 1
         trees = [iteration[0] for iteration in model._predictors]
         start = k * settings.max_iter
         weight[k, start : start + best] = 1.0
