@@ -797,7 +797,7 @@ class _SousaHeadModel(SousaPreTrainedModel):
 
     @torch.no_grad()
     def set_boosted_trees(self, fitted: FittedTrees) -> None:
-        """Take a fitted ensemble (`boosted_trees.fit_boosted_trees`): its trees, and the head's linear layers that
+        """Take a fitted ensemble (`tree_fitting.fit_boosted_trees`): its trees, and the head's linear layers that
         sum their leaf values into each output (in the order of the logits or `target_names`)."""
         if self.config.statistics_head != "boosted_trees":
             raise ValueError(f"this model scores its statistics with {self.config.statistics_head!r}, not trees")

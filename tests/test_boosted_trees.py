@@ -74,3 +74,24 @@ def test_unfitted_trees_give_zero_and_the_wrong_number_of_statistics_is_named():
         x = _data(4)
         fit_boosted_trees(SETTINGS, "classification", 3, (x, np.zeros(len(x), int), None),
                           (x, np.arange(len(x)) % 3, None))
+
+
+def test_a_recipe_asks_for_trees_only_over_cached_stroke_statistics_and_names_a_wrong_setting():
+    from sousa_hf import SousaDataError
+    from sousa_hf.recipe import load_recipe
+
+    strokes = ["pooling=stroke_statistics", "strokes_from=runs/strokes-cnn", "training_mode=freeze_backbone"]
+    trees = [*strokes, "cache=backbone", "statistics_head=boosted_trees"]
+    recipe, _ = load_recipe(None, [*strokes, "cache=backbone", "statistics_head=boosted_trees",
+                                   "boosted_trees.max_leaf_nodes=15"])
+    assert BoostedTreesSettings(**recipe.boosted_trees).max_leaf_nodes == 15
+    with pytest.raises(SousaDataError, match="statistics_head: 'boosted_trees' is fitted on the cached"):
+        load_recipe(None, [*strokes, "statistics_head=boosted_trees"])  # no cache: backbone
+    with pytest.raises(SousaDataError, match="statistics_head is 'mlp'"):
+        load_recipe(None, [*strokes, "cache=backbone", "boosted_trees={max_iter: 50}"])
+    with pytest.raises(SousaDataError, match="boosted_trees: unknown entry 'max_depth_'"):
+        load_recipe(None, [*trees, "boosted_trees.max_depth_=3"])
+    with pytest.raises(SousaDataError, match="max_leaf_nodes >= 2"):
+        load_recipe(None, [*trees, "boosted_trees.max_leaf_nodes=1"])
+    with pytest.raises(SousaDataError, match="statistics_head: 'forest' is not one of mlp, boosted_trees"):
+        load_recipe(None, [*strokes, "cache=backbone", "statistics_head=forest"])
