@@ -5,8 +5,8 @@ from the config nested in `SousaConfig.backbone_config`. Heads: `SousaForAudioCl
 (single-label: skill tiers, binary skill, rudiments), `SousaForScoreRegression` (a 0-100 score as 0-1)
 and `SousaForMultiTask` (a regression head per target, the loss masked where a target is null).
 
-Imports only torch, transformers, the configuration file and `stroke_statistics.py`, so it travels as remote
-code (Transformers copies a module's relative imports with it).
+Imports only torch, transformers, the configuration file, `stroke_statistics.py` and `boosted_trees.py`, so it travels
+as remote code (Transformers copies a module's relative imports with it).
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ TINY = ["backbone=cnn:tiny", "backbone_config=null", "max_steps=2", "eval_strate
         "logging_steps=1"]
 TOKEN, USER = "hf_sousa_test_token_0123456789", "tester"
 UPLOADED = {"README.md", "config.json", "configuration_sousa.py", "modeling_sousa.py", "stroke_statistics.py",
-            "feature_extraction_sousa.py", "model.safetensors", "preprocessor_config.json", "recipe.yaml",
-            "results.json"}
+            "boosted_trees.py", "feature_extraction_sousa.py", "model.safetensors", "preprocessor_config.json",
+            "recipe.yaml", "results.json"}
 
 
 def train_tiny(synthetic_dir: Path, output_dir: Path, task: str, *extra: str) -> Path:
