@@ -59,9 +59,16 @@ def test_a_row_is_measured_again_when_its_recipe_its_stroke_model_or_its_statist
         (tmp_path / "recipes" / name).write_text("task: strokes\n")
     (tmp_path / "sousa_hf").mkdir()
     (tmp_path / "sousa_hf" / "stroke_statistics.py").write_text("STATISTICS = ()\n")
-    plan = {row["recipe"]: row for row in table.rows(table.argparse.Namespace(
+    for name in ("boosted_trees.py", "tree_fitting.py"):
+        (tmp_path / "sousa_hf" / name).write_text("")
+    plan = {(row["model"], row["task"]): row for row in table.rows(table.argparse.Namespace(
         out="runs/table", untimed_tasks="", stroke_tasks="", whisper_tiny=None, whisper_base=None))}
-    strokes, statistics = plan["strokes_cnn.yaml"], plan["stroke_statistics.yaml"]
+    strokes, statistics = plan[table.STROKE_MODEL, "strokes"], plan["stroke statistics + MLP", "overall_score"]
+    trees = plan["stroke statistics + boosted trees", "overall_score"]
+    mlp_digest, trees_digest = (table.measured_with(row, tmp_path, {}) for row in (statistics, trees))
+    (tmp_path / "sousa_hf" / "tree_fitting.py").write_text("# fitted otherwise\n")
+    assert table.measured_with(trees, tmp_path, {}) != trees_digest  # the trees' code changed
+    assert table.measured_with(statistics, tmp_path, {}) == mlp_digest  # not the MLP's
     done = {f"{table.STROKE_MODEL} | strokes": {"metrics": {"onset_f1_25ms": 0.86}}}
     before = [table.measured_with(row, tmp_path, done) for row in (strokes, statistics)]
     assert before == [table.measured_with(row, tmp_path, done) for row in (strokes, statistics)]
