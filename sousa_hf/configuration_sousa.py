@@ -185,6 +185,11 @@ class SousaConfig(PretrainedConfig):
             self.problem_type = "regression"
 
     @property
+    def num_outputs(self) -> int:
+        """What a clip head predicts: one logit per class, or one score per target."""
+        return self.num_labels if self.task_kind == "classification" else len(self.target_names)
+
+    @property
     def stroke_head_outputs(self) -> int:
         """How many outputs per frame the stroke head has: onset, velocity, grace (and the cluster outputs)."""
         return len(STROKE_OUTPUTS) + (len(STROKE_CLUSTER_OUTPUTS) if self.stroke_cluster_ms else 0)

@@ -101,11 +101,12 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
     if recipe.get("filters"):
         logger.info("applying the run's filters from its recipe.yaml: %s", recipe["filters"])
     split_data = load_sousa(data, "audio", split=split, strokes=task.kind == "strokes")
-    if cache_kind(model) == "stroke_statistics":  # each take judged whole, as in training (its cache)
+    whole_takes = cache_kind(model) == "stroke_statistics"  # each take judged whole, as in training (its cache)
+    if whole_takes:
         split_data, skipped = check_audio(split_data, bad_audio, split)
         split_data = cache_backbone_outputs(split_data, model, adapter)
     dataset = prepare_task(split_data, task, apply_default_filter=apply_default_filter, filters=recipe.get("filters"))
-    if cache_kind(model) != "stroke_statistics":
+    if not whole_takes:
         dataset, skipped = check_audio(dataset, bad_audio, split)
     if len(dataset) == 0:
         raise SousaDataError(f"split {split!r} of {data!r} has no clips left to evaluate after the filters")

@@ -682,8 +682,8 @@ def _statistics_width(config: SousaConfig) -> int:
     per boosted tree."""
     if config.statistics_head != "boosted_trees":
         return config.statistics_hidden_size
-    outputs = config.num_labels if config.task_kind == "classification" else len(config.target_names)
-    return BoostedTreesSettings(**config.boosted_trees).max_iter * trees_per_iteration(config.task_kind, outputs)
+    return (BoostedTreesSettings(**config.boosted_trees).max_iter
+            * trees_per_iteration(config.task_kind, config.num_outputs))
 
 
 def _backbone_width(config: SousaConfig) -> int:

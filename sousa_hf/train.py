@@ -118,8 +118,7 @@ def fit_statistics_trees(model, train, evaluation, task: SousaTask, weights: np.
                 np.asarray(table["labels_mask"]) if "labels_mask" in split.column_names else None)
 
     statistics, labels, mask = columns(train)
-    outputs = config.num_labels if task.kind == "classification" else len(config.target_names)
-    fitted = fit_boosted_trees(BoostedTreesSettings(**config.boosted_trees), task.kind, outputs,
+    fitted = fit_boosted_trees(BoostedTreesSettings(**config.boosted_trees), task.kind, config.num_outputs,
                                (statistics, labels, mask), columns(evaluation),
                                sample_weight=None if weights is None else weights[labels.astype(np.int64)])
     model.set_boosted_trees(fitted)
