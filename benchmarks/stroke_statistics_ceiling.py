@@ -40,7 +40,8 @@ def found_statistics(strokes_model: str, data: str, use_tempo: bool) -> dict:
     config = SousaConfig.from_pretrained(strokes_model)
     model, adapter = build_model(
         "overall_score", "cnn:random", backbone_config=config.backbone_config.to_diff_dict(),
-        feature_extractor=strokes_model, temporal_blocks=config.temporal_blocks, pooling="stroke_statistics",
+        feature_extractor=strokes_model, temporal_blocks=config.temporal_blocks,
+        temporal_gru=config.temporal_gru, pooling="stroke_statistics",
         use_tempo=use_tempo, length=LengthPolicy(max_seconds=None))
     load_stroke_front_end(model, strokes_model, adapter.feature_extractor)
     splits = load_sousa(data, "audio", strokes=True)

@@ -49,12 +49,13 @@ _DROPPED = ("audio", "midi")  # what a cache row does not need to keep
 
 def cache_kind(model: SousaPreTrainedModel) -> str:
     """`layer_stats` when all the head sees is a statistic over time, `stroke_statistics` when it sees the statistics
-    of its stroke head's strokes, else `frames` (a pooling learned over time, temporal blocks, a tempo input or a
-    stroke head)."""
+    of its stroke head's strokes, else `frames` (a pooling learned over time, temporal blocks or a GRU, a tempo input
+    or a stroke head)."""
     if getattr(model, "stroke_statistics", None) is not None:
         return "stroke_statistics"
     sousa = model.sousa
-    on_frames = (sousa.attentive is not None or len(sousa.temporal) > 0 or sousa.tempo is not None
+    on_frames = (sousa.attentive is not None or len(sousa.temporal) > 0 or sousa.temporal_gru is not None
+                or sousa.tempo is not None
                  or model.strokes is not None)
     return "frames" if on_frames else "layer_stats"
 

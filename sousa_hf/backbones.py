@@ -77,7 +77,8 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
                 length: LengthPolicy | None = None, pooling: str = "mean", classifier_dropout: float = 0.1,
                 regression_loss: str = "mse", huber_delta: float = 1.0,
                 target_weights: list[float] | dict[str, float] | None = None, feature_extractor: str | None = None,
-                feature_extractor_config: dict | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
+                feature_extractor_config: dict | None = None, temporal_blocks: int = 0, temporal_gru: int = 0,
+                aux_strokes: float = 0.0,
                 use_tempo: bool = False, stroke_onset_weight: float = 1.0, stroke_cluster_ms: float = 0.0,
                 statistics_head: str = "mlp", boosted_trees: dict | None = None
                 ) -> tuple[SousaPreTrainedModel, AudioAdapter]:
@@ -97,8 +98,8 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
             (e.g. one `sousa-hf adapters stats` saved with SOUSA's statistics); same family as `backbone`.
         feature_extractor_config: settings of the family's default feature extractor, e.g. `{"hop_length": 220}`
             for the CNN's 5 ms frames (a `<family>:random/tiny` backbone only: a checkpoint brings its own).
-        temporal_blocks, aux_strokes, use_tempo, stroke_onset_weight, stroke_cluster_ms: see `SousaConfig`; the
-            `strokes` task and `aux_strokes` need a backbone with frames in time (not AST or CLAP).
+        temporal_blocks, temporal_gru, aux_strokes, use_tempo, stroke_onset_weight, stroke_cluster_ms: see
+            `SousaConfig`; the `strokes` task and `aux_strokes` need a backbone with frames in time (not AST or CLAP).
         statistics_head, boosted_trees: with `pooling="stroke_statistics"`, an MLP or gradient-boosted trees and
             their settings (see `SousaConfig`).
 
@@ -137,7 +138,8 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         backbone_config=config, backbone=backbone, task=task.name, task_kind=task.kind, pooling=pooling,
         classifier_dropout=classifier_dropout, regression_loss=regression_loss, huber_delta=huber_delta,
         adapter=adapter.name, sampling_rate=adapter.sampling_rate, max_seconds=adapter.max_seconds,
-        frame_seconds=frame_seconds, temporal_blocks=temporal_blocks, aux_strokes=aux_strokes, use_tempo=use_tempo,
+        frame_seconds=frame_seconds, temporal_blocks=temporal_blocks, temporal_gru=temporal_gru,
+        aux_strokes=aux_strokes, use_tempo=use_tempo,
         stroke_onset_weight=stroke_onset_weight, stroke_cluster_ms=stroke_cluster_ms, statistics_head=statistics_head,
         boosted_trees=boosted_trees, **kind_kwargs)
     model = _CLASSES[task.kind](sousa_config)
@@ -174,6 +176,7 @@ def load_stroke_front_end(model: SousaPreTrainedModel, source: str, feature_extr
         ("backbone_config", config.backbone_config.to_diff_dict(), ours.backbone_config.to_diff_dict()),
         ("frame_seconds", config.frame_seconds, ours.frame_seconds),
         ("temporal_blocks", config.temporal_blocks, ours.temporal_blocks),
+        ("temporal_gru", config.temporal_gru, ours.temporal_gru),
         ("sampling_rate", config.sampling_rate, ours.sampling_rate)) if _as_json(a) != _as_json(b)]
     try:
         theirs, _ = FeatureExtractionMixin.get_feature_extractor_dict(source)
@@ -185,8 +188,8 @@ def load_stroke_front_end(model: SousaPreTrainedModel, source: str, feature_extr
                    if _as_json(theirs.get(key)) != _as_json(value)]
     if mismatched:
         raise SousaDataError(f"strokes_from={source!r} differs from this recipe in {', '.join(mismatched)}: set the "
-                             "recipe's backbone_config, feature_extractor_config and temporal_blocks to the stroke "
-                             "model's (recipes/strokes_cnn.yaml)")
+                             "recipe's backbone_config, feature_extractor_config, temporal_blocks and temporal_gru "
+                             "to the stroke model's (recipes/strokes_cnn.yaml)")
     if os.path.isdir(source):
         path = os.path.join(source, "model.safetensors")
     else:

@@ -77,6 +77,8 @@ class SousaConfig(PretrainedConfig):
             outputs are per frame.
         temporal_blocks: residual dilated 1-D convolutions over the backbone's frames (dilations 1, 2, 4, ...)
             before pooling and the stroke head: context of a beat or more at the frame rate kept.
+        temporal_gru: bidirectional GRU layers over the frames after the temporal blocks (residual, of the
+            backbone's width): every frame sees the whole window (the tempo, the room, the pattern so far).
         aux_strokes: weight of the stroke-transcription loss added to a clip task's loss (0: no stroke head);
             `task_kind="strokes"` trains the stroke head alone.
         stroke_target_frames: the width (a Gaussian's standard deviation, in frames) of each stroke's onset target.
@@ -110,9 +112,9 @@ class SousaConfig(PretrainedConfig):
                  target_weights: list[float] | None = None, target_scale: float = 100.0, pooling: str = "mean",
                  classifier_dropout: float = 0.1, regression_loss: str = "mse", huber_delta: float = 1.0,
                  adapter: str | None = None, sampling_rate: int | None = None, max_seconds: float | None = None,
-                 frame_seconds: float | None = None, temporal_blocks: int = 0, aux_strokes: float = 0.0,
-                 stroke_target_frames: float = 1.0, use_tempo: bool = False, stroke_threshold: float = 0.5,
-                 statistics_hidden_size: int = 256, stroke_onset_weight: float = 1.0,
+                 frame_seconds: float | None = None, temporal_blocks: int = 0, temporal_gru: int = 0,
+                 aux_strokes: float = 0.0, stroke_target_frames: float = 1.0, use_tempo: bool = False,
+                 stroke_threshold: float = 0.5, statistics_hidden_size: int = 256, stroke_onset_weight: float = 1.0,
                  stroke_cluster_ms: float = 0.0, stroke_statistics: list[str] | None = None,
                  statistics_head: str = "mlp", boosted_trees: dict | None = None, **kwargs):
         if task_kind not in TASK_KINDS:
@@ -167,6 +169,7 @@ class SousaConfig(PretrainedConfig):
         self.max_seconds = max_seconds
         self.frame_seconds = frame_seconds
         self.temporal_blocks = temporal_blocks
+        self.temporal_gru = temporal_gru
         self.aux_strokes = aux_strokes
         self.stroke_target_frames = stroke_target_frames
         self.stroke_onset_weight = stroke_onset_weight

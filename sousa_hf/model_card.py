@@ -26,7 +26,7 @@ from .recipe import Recipe, read_saved_recipe
 
 # Recipe keys worth a row in the card's hyper-parameter table (the TrainingArguments values all are).
 RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "strokes_from", "length", "feature_extractor_config",
-                          "temporal_blocks",
+                          "temporal_blocks", "temporal_gru",
                           "aux_strokes", "use_tempo", "class_weights", "regression_loss", "huber_delta",
                           "target_weights", "classifier_dropout", "early_stopping_patience")
 # TrainingArguments values that describe the machine or the run's files, not the training.
@@ -255,8 +255,8 @@ def _hyperparameters(recipe: dict, task) -> list[tuple[str, str]]:
     unused = {"classification": {"regression_loss", "huber_delta", "target_weights"},
               "regression": {"class_weights", "target_weights"}, "multitask": {"class_weights"},
               "strokes": {"class_weights", "regression_loss", "huber_delta", "target_weights"}}[task.kind]
-    unused |= {key for key in ("temporal_blocks", "aux_strokes", "use_tempo", "feature_extractor_config")
-               if not recipe.get(key)}
+    unused |= {key for key in ("temporal_blocks", "temporal_gru", "aux_strokes", "use_tempo",
+                               "feature_extractor_config") if not recipe.get(key)}
     if recipe.get("regression_loss") != "huber":
         unused.add("huber_delta")
     if recipe.get("training_mode") != "lora":

@@ -370,6 +370,29 @@ class SousaTemporalBlock(nn.Module):
         return hidden_states + self.activation(self.conv(hidden.transpose(1, 2))).transpose(1, 2)
 
 
+class SousaTemporalGRU(nn.Module):
+    """Bidirectional GRU layers over frames `(batch, time, width)`, added to their input: each frame sees the
+    whole window. A clip's padded frames are left out of the recurrence (packed), so its real frames come out
+    the same alone or padded in a batch."""
+
+    def __init__(self, width: int, num_layers: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.gru = nn.GRU(width, (width + 1) // 2, num_layers=num_layers, batch_first=True, bidirectional=True)
+        self.projection = nn.Linear(2 * ((width + 1) // 2), width)
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        hidden = self.norm(hidden_states)
+        if mask is None or bool(mask.all()):
+            recurrent = self.gru(hidden)[0]
+        else:
+            lengths = mask.sum(dim=1).clamp(min=1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(hidden, lengths, batch_first=True, enforce_sorted=False)
+            recurrent = nn.utils.rnn.pad_packed_sequence(self.gru(packed)[0], batch_first=True,
+                                                         total_length=hidden.shape[1])[0]
+        return hidden_states + self.projection(recurrent)
+
+
 class SousaStrokeHead(nn.Linear):
     """Per frame: an onset logit, a velocity logit (sigmoid: 0-1, MIDI velocity / 127) and a grace-note logit; with
     five outputs (`stroke_cluster_ms`) also the log of how many strokes follow a cluster's first one and their
@@ -571,6 +594,8 @@ class SousaModel(SousaPreTrainedModel):
         self.tempo = nn.Linear(1, hidden_size) if config.use_tempo and config.pooling != "stroke_statistics" else None
         self.temporal = nn.ModuleList(SousaTemporalBlock(hidden_size, dilation=2 ** (i % 6))
                                       for i in range(config.temporal_blocks))
+        self.temporal_gru = (SousaTemporalGRU(hidden_size, config.temporal_gru)
+                             if config.temporal_gru else None)
         if config.pooling == "layer_stats":
             # Layers' statistics differ in scale by orders of magnitude (a residual stream grows with depth), and
             # a linear probe on thousands of them wants each standardised. The training split's mean and spread
@@ -632,9 +657,9 @@ class SousaModel(SousaPreTrainedModel):
         if self.tempo is not None and tempo_bpm is None:
             raise ValueError("this model takes the performance's tempo: pass tempo_bpm (beats per minute, one a clip)")
         if cached_layer_stats is not None:
-            if self.tempo is not None or self.temporal:
-                raise ValueError("a model with use_tempo or temporal_blocks works on frames: cache the frames "
-                                 "(cached_hidden_states), not cached_layer_stats")
+            if self.tempo is not None or self.temporal or self.temporal_gru is not None:
+                raise ValueError("a model with use_tempo, temporal_blocks or temporal_gru works on frames: cache "
+                                 "the frames (cached_hidden_states), not cached_layer_stats")
             return SousaModelOutput(pooled_output=self._pool_statistics(cached_layer_stats))
         if cached_hidden_states is not None:
             hidden_states = cached_hidden_states.unbind(dim=2)
@@ -656,6 +681,8 @@ class SousaModel(SousaPreTrainedModel):
             last = last + self.tempo(beats)[:, None, :]
         for block in self.temporal:
             last = block(last, mask)
+        if self.temporal_gru is not None:
+            last = self.temporal_gru(last, mask)
         if self.config.pooling == "stroke_statistics":  # pooled by the head model, from its stroke head's peaks
             pooled = None
         else:

@@ -38,6 +38,7 @@ class Recipe:
         feature_extractor_config: settings of a `<family>:random/tiny` backbone's default extractor, e.g.
             `{hop_length: 220, feature_size: 64}` for the CNN's 5 ms frames.
         temporal_blocks: residual dilated convolutions over the backbone's frames before pooling (`SousaConfig`).
+        temporal_gru: bidirectional GRU layers over the frames after the temporal blocks (`SousaConfig`).
         aux_strokes: weight of a stroke-transcription loss added to a clip task's (0: none); needs the data's
             `auxiliary/strokes.parquet`. The `strokes` task trains transcription alone.
         use_tempo: the model takes the clip's `tempo_bpm` as an input (then required to predict).
@@ -90,6 +91,7 @@ class Recipe:
     huber_delta: float = 1.0
     target_weights: dict[str, float] | list[float] | None = None
     temporal_blocks: int = 0
+    temporal_gru: int = 0
     aux_strokes: float = 0.0
     use_tempo: bool = False
     strokes_from: str | None = None
@@ -120,10 +122,10 @@ _DICT_KEYS = {name for name in RECIPE_KEYS if isinstance(getattr(Recipe(), name)
 # The keys that make a run's model and data: a checkpoint resumes only under a recipe that agrees on them.
 RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "backbone", "backbone_config",
                      "feature_extractor", "feature_extractor_config", "length", "pooling", "classifier_dropout",
-                     "regression_loss", "huber_delta", "target_weights", "temporal_blocks", "aux_strokes",
-                     "use_tempo", "strokes_from", "statistics_head", "boosted_trees", "stroke_onset_weight",
-                     "stroke_cluster_ms", "training_mode", "lora",
-                     "class_weights", "filters", "apply_default_filter", "bad_audio", "max_train_samples")
+                     "regression_loss", "huber_delta", "target_weights", "temporal_blocks", "temporal_gru",
+                     "aux_strokes", "use_tempo", "strokes_from", "statistics_head", "boosted_trees",
+                     "stroke_onset_weight", "stroke_cluster_ms", "training_mode", "lora", "class_weights",
+                     "filters", "apply_default_filter", "bad_audio", "max_train_samples")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 # Never written to a run's recipe.yaml, which is uploaded with the model.
 SECRET_KEYS = ("hub_token",)

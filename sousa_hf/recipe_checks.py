@@ -39,7 +39,8 @@ RECIPE_RANGES: dict[str, tuple] = {
     "classifier_dropout": _UNIT, "huber_delta": _POSITIVE, "synthetic_samples": _POSITIVE,
     "synthetic_seed": _NON_NEGATIVE, "max_train_samples": _POSITIVE, "max_eval_samples": _POSITIVE,
     "early_stopping_patience": _POSITIVE, "num_proc": _POSITIVE, "temporal_blocks": _NON_NEGATIVE,
-    "aux_strokes": _NON_NEGATIVE, "stroke_onset_weight": _POSITIVE, "stroke_cluster_ms": _NON_NEGATIVE,
+    "temporal_gru": _NON_NEGATIVE, "aux_strokes": _NON_NEGATIVE, "stroke_onset_weight": _POSITIVE,
+    "stroke_cluster_ms": _NON_NEGATIVE,
 }
 
 

@@ -211,7 +211,8 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         pooling=recipe.pooling, classifier_dropout=recipe.classifier_dropout, regression_loss=recipe.regression_loss,
         huber_delta=recipe.huber_delta, target_weights=recipe.target_weights,
         feature_extractor=recipe.feature_extractor, feature_extractor_config=recipe.feature_extractor_config,
-        temporal_blocks=recipe.temporal_blocks, aux_strokes=recipe.aux_strokes, use_tempo=recipe.use_tempo,
+        temporal_blocks=recipe.temporal_blocks, temporal_gru=recipe.temporal_gru,
+        aux_strokes=recipe.aux_strokes, use_tempo=recipe.use_tempo,
         stroke_onset_weight=recipe.stroke_onset_weight, stroke_cluster_ms=recipe.stroke_cluster_ms,
         statistics_head=recipe.statistics_head,
         boosted_trees=BoostedTreesSettings(**recipe.boosted_trees).to_dict()

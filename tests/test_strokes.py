@@ -22,7 +22,7 @@ from sousa_hf.adapters.preprocessing import prepare_inputs
 from sousa_hf.backbones import build_model
 from sousa_hf.data.audio import decode_audio
 from sousa_hf.data.strokes import AUDIO_OFFSET_MS, audible_onsets
-from sousa_hf.modeling_sousa import stroke_clusters, stroke_loss
+from sousa_hf.modeling_sousa import SousaTemporalGRU, stroke_clusters, stroke_loss
 from sousa_hf.predict import SousaPredictor
 from sousa_hf.recipe import load_recipe
 from sousa_hf.stroke_timeline import GRACE_COLOUR, STROKE_COLOUR
@@ -412,6 +412,29 @@ def test_aux_strokes_on_the_strokes_task_is_refused_when_the_recipe_is_read(tmp_
         load_recipe(RECIPES / "strokes_cnn.yaml", [*TINY_STROKES, "aux_strokes=0.5", f"output_dir={tmp_path}"])
 
 
+def test_a_temporal_gru_gives_every_frame_the_whole_window_and_ignores_padding():
+    torch.manual_seed(0)
+    gru = SousaTemporalGRU(width=8, num_layers=1)
+    frames = torch.randn(1, 12, 8)
+    changed = frames.clone()
+    changed[0, -1] = torch.randn(8)
+    with torch.no_grad():
+        reach = (gru(changed, None) - gru(frames, None))[0].abs().amax(dim=-1)
+    assert reach[0] > 1e-6  # the first frame hears the last one
+    model, adapter = build_model("strokes", "cnn:tiny", backbone_config={"time_pooling": False},
+                                 feature_extractor_config={"hop_length": 220, "feature_size": 32},
+                                 temporal_blocks=1, temporal_gru=1, length=LengthPolicy(max_seconds=None))
+    model.eval()
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(int(44100 * s)).astype(np.float32) * 0.1 for s in (0.5, 1.2)]
+    with torch.no_grad():
+        alone = [model(**adapter([clip])).stroke_logits[0] for clip in clips]
+        batched = model(**adapter(clips)).stroke_logits
+    for i, logits in enumerate(alone):  # padded frames reach neither direction of the recurrence
+        torch.testing.assert_close(batched[i, :len(logits)], logits, rtol=1e-4, atol=1e-5)
+    assert model.config.temporal_gru == 1 and model.sousa.temporal_gru.gru.bidirectional
+
+
 def test_a_backbone_without_a_frame_rate_cannot_learn_strokes():
     with pytest.raises(SousaDataError, match="ast"):
         build_model("strokes", "ast:tiny")
@@ -702,6 +725,10 @@ def test_a_stroke_model_of_another_front_end_is_refused_naming_the_difference(st
     recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml",
                                    _stroke_statistics_recipe(stroke_run, synthetic_dir, tmp_path, "temporal_blocks=3"))
     with pytest.raises(SousaDataError, match="temporal_blocks"):
+        run(recipe, training)
+    recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml", _stroke_statistics_recipe(
+        stroke_run, synthetic_dir, tmp_path / "gru", "temporal_gru=1"))
+    with pytest.raises(SousaDataError, match="temporal_gru"):
         run(recipe, training)
     # Features of another mel range would reach the same weights without a word: refused too.
     recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml", _stroke_statistics_recipe(
