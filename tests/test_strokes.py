@@ -489,6 +489,18 @@ def test_the_recall_benchmark_breaks_down_every_labelled_stroke(stroke_run, synt
         assert found == pytest.approx(matched), grouping
 
 
+def test_the_recall_benchmark_measures_how_much_the_sound_rises_at_each_stroke():
+    stroke_recall = load_benchmark("stroke_recall")
+    rate = 16000
+    rng = np.random.default_rng(0)
+    audio = np.zeros(rate, dtype=np.float32)
+    audio[1600:] = 0.01 * rng.standard_normal(rate - 1600)  # an attack at 100 ms, then steady noise
+    audio[8000:8160] += 0.5 * rng.standard_normal(160)  # a loud 10 ms burst at 500 ms
+    rises = stroke_recall.attack_rise_db(audio, rate, np.array([100.0, 300.0, 500.0, 700.0]))
+    assert rises[0] > 40 and rises[2] > 12  # out of silence; a burst over the noise
+    assert abs(rises[1]) < 2 and abs(rises[3]) < 2  # the same noise before and after: nothing to hear
+
+
 # --------------------------------------------------------------------------- scoring a clip from its strokes
 
 
