@@ -35,6 +35,7 @@ BANDS = {
     "energy rise at the stroke (dB)": [(-np.inf, 1), (1, 3), (3, 6), (6, 12), (12, np.inf)],
 }
 RISE_BANDS_HZ = ((0, 300), (300, 1000), (1000, 3000), (3000, 8000))
+CLEAR_RISE_DB = 6.0  # an attack anyone would see in the spectrogram
 
 
 def attack_rise_db(array: np.ndarray, rate: int, onsets_ms: np.ndarray) -> np.ndarray:
@@ -91,6 +92,12 @@ def breakdown(rows: list[dict]) -> dict[str, list[tuple[str, int, float]]]:
     for column, bands in BANDS.items():
         tables[column] = [(f"{low:g}-{high:g}", *recall([r for r in rows if low <= r[column] < high]))
                           for low, high in bands]
+    # What the audio shows: the strokes the sound clearly rises at, by how close their neighbours are.
+    clear = [r for r in rows if r["energy rise at the stroke (dB)"] >= CLEAR_RISE_DB]
+    gaps = BANDS["gap to nearest stroke (ms)"]
+    tables[f"gap to nearest stroke (ms), rise >= {CLEAR_RISE_DB:g} dB"] = [
+        (f"{low:g}-{high:g}", *recall([r for r in clear if low <= r["gap to nearest stroke (ms)"] < high]))
+        for low, high in gaps]
     by_rudiment = defaultdict(list)
     for r in rows:
         by_rudiment[r["rudiment"]].append(r)

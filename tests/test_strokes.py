@@ -482,7 +482,7 @@ def test_the_recall_benchmark_breaks_down_every_labelled_stroke(stroke_run, synt
     assert len(rows) <= heard and len(rows) > 0.9 * heard  # a few may lie past the end of the audio
     assert matched == sum(r["found"] for r in rows) and matched <= detected
     for grouping, table in stroke_recall.breakdown(rows).items():
-        if grouping.startswith("rudiment"):
+        if grouping.startswith("rudiment") or "rise >=" in grouping:  # the worst few; a subset
             continue
         assert sum(count for _, count, _ in table) == len(rows), grouping
         found = sum(count * recall for _, count, recall in table if count)
