@@ -87,17 +87,17 @@ def breakdown(rows: list[dict]) -> dict[str, list[tuple[str, int, float]]]:
     def recall(selected: list[dict]) -> tuple[int, float]:
         return len(selected), float(np.mean([r["found"] for r in selected])) if selected else float("nan")
 
+    def by_band(selected: list[dict], column: str) -> list[tuple[str, int, float]]:
+        return [(f"{low:g}-{high:g}", *recall([r for r in selected if low <= r[column] < high]))
+                for low, high in BANDS[column]]
+
     tables = {"stroke": [(name, *recall([r for r in rows if r["grace"] == grace]))
                          for name, grace in (("main", False), ("grace note", True))]}
-    for column, bands in BANDS.items():
-        tables[column] = [(f"{low:g}-{high:g}", *recall([r for r in rows if low <= r[column] < high]))
-                          for low, high in bands]
+    for column in BANDS:
+        tables[column] = by_band(rows, column)
     # What the audio shows: the strokes the sound clearly rises at, by how close their neighbours are.
     clear = [r for r in rows if r["energy rise at the stroke (dB)"] >= CLEAR_RISE_DB]
-    gaps = BANDS["gap to nearest stroke (ms)"]
-    tables[f"gap to nearest stroke (ms), rise >= {CLEAR_RISE_DB:g} dB"] = [
-        (f"{low:g}-{high:g}", *recall([r for r in clear if low <= r["gap to nearest stroke (ms)"] < high]))
-        for low, high in gaps]
+    tables[f"gap to nearest stroke (ms), rise >= {CLEAR_RISE_DB:g} dB"] = by_band(clear, "gap to nearest stroke (ms)")
     by_rudiment = defaultdict(list)
     for r in rows:
         by_rudiment[r["rudiment"]].append(r)

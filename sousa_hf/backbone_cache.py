@@ -55,8 +55,7 @@ def cache_kind(model: SousaPreTrainedModel) -> str:
         return "stroke_statistics"
     sousa = model.sousa
     on_frames = (sousa.attentive is not None or len(sousa.temporal) > 0 or sousa.temporal_gru is not None
-                or sousa.tempo is not None
-                 or model.strokes is not None)
+                 or sousa.tempo is not None or model.strokes is not None)
     return "frames" if on_frames else "layer_stats"
 
 
