@@ -71,9 +71,13 @@ def rows(args) -> list[dict]:
     for task in CLIP_TASKS:
         plan.append({"model": "stroke statistics + boosted trees", "recipe": "stroke_statistics.yaml", "task": task,
                      "set": [strokes_from, f"statistics_head={TREES}"]})
+    for task in args.unpatterned_tasks.split(",") if args.unpatterned_tasks else []:
+        for head, head_set in (("MLP", []), ("boosted trees", [f"statistics_head={TREES}"])):
+            plan.append({"model": f"stroke statistics + {head}, no rhythm patterns", "recipe": "stroke_statistics.yaml",
+                         "task": task, "set": [strokes_from, *head_set, "rhythm_patterns=false"]})
     for task in args.untimed_tasks.split(",") if args.untimed_tasks else []:
         plan.append({"model": "stroke statistics + MLP, no tempo", "recipe": "stroke_statistics.yaml", "task": task,
-                     "set": [strokes_from, "use_tempo=false"]})
+                     "set": [strokes_from, "use_tempo=false", "rhythm_patterns=false"]})
     for task in CLIP_TASKS:
         plan.append({"model": "CNN from scratch", "recipe": "quickstart.yaml", "task": task, "set": []})
     for task in args.stroke_tasks.split(",") if args.stroke_tasks else []:
@@ -108,13 +112,15 @@ def rows(args) -> list[dict]:
 def measured_with(row: dict, root: Path, done: dict) -> str:
     """What a row's numbers depend on, as a digest: its recipe file's text and command, and for a row scored from a
     stroke model's strokes, the strokes row it takes that model from and the statistics it computes of them
-    (`sousa_hf/stroke_statistics.py`), and for boosted trees the code that fits and walks them."""
+    (`sousa_hf/stroke_statistics.py`, and the rhythm patterns they are measured against), and for boosted trees the
+    code that fits and walks them."""
     digest = hashlib.sha256((root / "recipes" / row["recipe"]).read_bytes())
     digest.update(json.dumps(row["set"]).encode())
     if any(override.startswith("strokes_from=") for override in row["set"]):
         strokes_row = row.get("strokes_row", STROKE_MODEL)
         digest.update(json.dumps(done.get(f"{strokes_row} | strokes"), sort_keys=True).encode())
         digest.update((root / "sousa_hf" / "stroke_statistics.py").read_bytes())
+        digest.update((root / "sousa_hf" / "data" / "rhythm_patterns.py").read_bytes())
     if f"statistics_head={TREES}" in row["set"]:
         for module in ("boosted_trees.py", "tree_fitting.py"):
             digest.update((root / "sousa_hf" / module).read_bytes())
@@ -134,6 +140,8 @@ def main() -> None:
     parser.add_argument("--finetune-tasks", default="overall_score,skill_binary")
     parser.add_argument("--stroke-tasks", default="overall_score,skill_binary",
                         help="clip tasks of the stroke-aware rows (with and without the stroke loss)")
+    parser.add_argument("--unpatterned-tasks", default=",".join(CLIP_TASKS),
+                        help="clip tasks of the stroke-statistics rows without the rhythm patterns (both heads)")
     parser.add_argument("--untimed-tasks", default="overall_score,skill_binary",
                         help="clip tasks of the stroke-statistics rows without the tempo")
     parser.add_argument("--out", default="runs/table", help="run folders and table.json")

@@ -27,6 +27,7 @@ from sousa_hf.adapters.base import LengthPolicy
 from sousa_hf.backbone_cache import cache_backbone_outputs
 from sousa_hf.backbones import build_model, load_stroke_front_end
 from sousa_hf.configuration_sousa import SousaConfig
+from sousa_hf.data.rhythm_patterns import fit_rhythm_patterns
 from sousa_hf.data.strokes import audible_onsets
 from sousa_hf.data.tasks import get_task
 from sousa_hf.stroke_statistics import clip_statistics
@@ -35,25 +36,24 @@ TASKS = ("overall_score", "skill_binary", "skill4", "rudiment40")
 SPLITS = ("train", "validation", "test")
 
 
-def found_statistics(strokes_model: str, data: str, use_tempo: bool) -> dict:
+def found_statistics(strokes_model: str, splits: dict, use_tempo: bool, rhythm_patterns: dict | None) -> dict:
     """Each split's rows with `cached_stroke_statistics`: the statistics of the strokes the model finds."""
     config = SousaConfig.from_pretrained(strokes_model)
     model, adapter = build_model(
         "overall_score", "cnn:random", backbone_config=config.backbone_config.to_diff_dict(),
         feature_extractor=strokes_model, temporal_blocks=config.temporal_blocks,
         temporal_gru=config.temporal_gru, pooling="stroke_statistics",
-        use_tempo=use_tempo, length=LengthPolicy(max_seconds=None))
+        use_tempo=use_tempo, rhythm_patterns=rhythm_patterns, length=LengthPolicy(max_seconds=None))
     load_stroke_front_end(model, strokes_model, adapter.feature_extractor)
-    splits = load_sousa(data, "audio", strokes=True)
     return {name: cache_backbone_outputs(splits[name], model, adapter) for name in SPLITS}
 
 
-def labelled_statistics(row: dict, use_tempo: bool) -> np.ndarray:
+def labelled_statistics(row: dict, use_tempo: bool, rhythm_patterns: dict | None) -> np.ndarray:
     strokes = row["strokes"]
     heard = audible_onsets(strokes, 1000.0 * row["duration_sec"])
     pick = lambda name, dtype: torch.as_tensor(np.asarray(strokes[name], dtype=dtype)[heard])  # noqa: E731
     return clip_statistics(pick("onset_ms", np.float64), pick("velocity", np.float64), pick("is_grace", bool),
-                           float(row["tempo_bpm"]) if use_tempo else None).numpy()
+                           float(row["tempo_bpm"]) if use_tempo else None, rhythm_patterns).numpy()
 
 
 def head(kind: str, name: str):
@@ -69,16 +69,20 @@ def main() -> None:
     parser.add_argument("strokes_model", help="a recipes/strokes_cnn.yaml run's folder")
     parser.add_argument("--data", default="../shared/sousa-tune")
     parser.add_argument("--no-tempo", action="store_true", help="only the statistics that need no tempo")
+    parser.add_argument("--no-rhythm-patterns", action="store_true",
+                        help="without the statistics against the rudiments' rhythms (`rhythm_patterns`)")
     args = parser.parse_args()
     use_tempo = not args.no_tempo
-    cached = found_statistics(args.strokes_model, args.data, use_tempo)
+    data = load_sousa(args.data, "audio", strokes=True)
+    patterns = None if args.no_tempo or args.no_rhythm_patterns else fit_rhythm_patterns(data["train"])
+    cached = found_statistics(args.strokes_model, data, use_tempo, patterns)
     print("\n| task | head | labelled strokes: validation | test | found strokes: validation | test |")
     print("| --- | --- | --- | --- | --- | --- |")
     for task_name in TASKS:
         task = get_task(task_name)
         splits = {name: prepare_task(cached[name], task) for name in SPLITS}
         labels = {name: np.asarray(split["labels"]) for name, split in splits.items()}
-        inputs = {"labelled": {name: np.stack([labelled_statistics(row, use_tempo) for row in split])
+        inputs = {"labelled": {name: np.stack([labelled_statistics(row, use_tempo, patterns) for row in split])
                                for name, split in splits.items()},
                   "found": {name: np.asarray(split.with_format("numpy")["cached_stroke_statistics"])
                             for name, split in splits.items()}}

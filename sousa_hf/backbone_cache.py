@@ -126,7 +126,8 @@ class BackboneOutputs:
                      for t in (tempo_bpm or [None] * len(arrays))]
             if model.config.use_tempo and None in tempi:
                 raise SousaDataError("the stroke statistics' grid needs each clip's tempo_bpm (use_tempo)")
-            return [take_statistics(transcribe_take(model, self.adapter, take, tempo), tempo).float().numpy()
+            patterns = model.config.rhythm_patterns
+            return [take_statistics(transcribe_take(model, self.adapter, take, tempo), tempo, patterns).float().numpy()
                     for take, tempo in zip(arrays, tempi)]
         inputs = self.adapter(arrays, sampling_rate=self.adapter.sampling_rate)
         device = next(sousa.parameters()).device
@@ -168,7 +169,8 @@ class BackboneOutputs:
                     "code": preprocessing_code_digest(),
                     "modeling": _modeling_digest()}
         if self.kind == "stroke_statistics":
-            settings.update(stroke_threshold=self.sousa.config.stroke_threshold, use_tempo=self.sousa.config.use_tempo)
+            settings.update(stroke_threshold=self.sousa.config.stroke_threshold, use_tempo=self.sousa.config.use_tempo,
+                            rhythm_patterns=self.sousa.config.rhythm_patterns)
         digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
         return digest.hexdigest()
 

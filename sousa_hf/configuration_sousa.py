@@ -102,6 +102,10 @@ class SousaConfig(PretrainedConfig):
             by scikit-learn on the training split, evaluated as tensors: `sousa_hf.boosted_trees`).
         boosted_trees: with `statistics_head="boosted_trees"`, the fitting settings
             (`sousa_hf.boosted_trees.BoostedTreesSettings`); `max_iter` and `max_leaf_nodes` size the trees' arrays.
+        rhythm_patterns: with `pooling="stroke_statistics"` and `use_tempo`, the notated rhythms a take is matched to
+            for the statistics of its strokes' distances from their notated positions: `{"origin_ms" (where the
+            first beat is heard in a take), "cycle_beats", "positions_beats"}`, learned from the training split's
+            stroke labels (`sousa_hf.data.rhythm_patterns`). Takes are then assumed to start on the first beat.
     """
 
     model_type = "sousa"
@@ -116,7 +120,8 @@ class SousaConfig(PretrainedConfig):
                  aux_strokes: float = 0.0, stroke_target_frames: float = 1.0, use_tempo: bool = False,
                  stroke_threshold: float = 0.5, statistics_hidden_size: int = 256, stroke_onset_weight: float = 1.0,
                  stroke_cluster_ms: float = 0.0, stroke_statistics: list[str] | None = None,
-                 statistics_head: str = "mlp", boosted_trees: dict | None = None, **kwargs):
+                 statistics_head: str = "mlp", boosted_trees: dict | None = None,
+                 rhythm_patterns: dict | None = None, **kwargs):
         if task_kind not in TASK_KINDS:
             raise ValueError(f"unknown task_kind {task_kind!r}; expected one of {', '.join(TASK_KINDS)}")
         if pooling not in POOLINGS:
@@ -132,6 +137,10 @@ class SousaConfig(PretrainedConfig):
         if statistics_head == "boosted_trees" and pooling != "stroke_statistics":
             raise ValueError("statistics_head='boosted_trees' scores stroke statistics: it needs "
                              f"pooling='stroke_statistics', not {pooling!r}")
+        if rhythm_patterns is not None and not (pooling == "stroke_statistics" and use_tempo):
+            raise ValueError("rhythm_patterns are laid at the tempo under the strokes a model finds: they need "
+                             f"pooling='stroke_statistics' and use_tempo, not pooling={pooling!r}, "
+                             f"use_tempo={use_tempo}")
         if (task_kind == "strokes" or aux_strokes or pooling == "stroke_statistics") and not frame_seconds:
             raise ValueError("stroke outputs need frame_seconds, the time between the backbone's output frames")
         if task_kind == "classification":
@@ -180,6 +189,7 @@ class SousaConfig(PretrainedConfig):
         self.stroke_statistics = list(stroke_statistics) if stroke_statistics is not None else None
         self.statistics_head = statistics_head
         self.boosted_trees = (dict(boosted_trees or {}) if statistics_head == "boosted_trees" else None)
+        self.rhythm_patterns = dict(rhythm_patterns) if rhythm_patterns is not None else None
         super().__init__(**kwargs)
         # What Trainer leaves out of evaluation predictions: a clip head's per-frame stroke outputs are large.
         self.keys_to_ignore_at_inference = (["stroke_loss"] if task_kind == "strokes"

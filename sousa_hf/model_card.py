@@ -26,8 +26,8 @@ from .recipe import Recipe, read_saved_recipe
 
 # Recipe keys worth a row in the card's hyper-parameter table (the TrainingArguments values all are).
 RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "strokes_from", "length", "feature_extractor_config",
-                          "temporal_blocks", "temporal_gru",
-                          "aux_strokes", "use_tempo", "class_weights", "regression_loss", "huber_delta",
+                          "temporal_blocks", "temporal_gru", "aux_strokes", "use_tempo", "rhythm_patterns",
+                          "class_weights", "regression_loss", "huber_delta",
                           "target_weights", "classifier_dropout", "early_stopping_patience")
 # TrainingArguments values that describe the machine or the run's files, not the training.
 NOT_HYPERPARAMETERS = {"output_dir", "logging_steps", "logging_dir", "report_to", "push_to_hub", "hub_model_id",
@@ -204,6 +204,10 @@ def _input_description(config: SousaConfig) -> str:
 def _head_description(config: SousaConfig, task) -> str:
     if config.pooling == "stroke_statistics":
         grid = " and against the metronome grid of the given tempo" if config.use_tempo else ""
+        if config.rhythm_patterns is not None:
+            grid += (f", and each stroke's distance from its notated position in the best-matching of "
+                     f"{len(config.rhythm_patterns['cycle_beats'])} rhythm patterns learned from the training split's "
+                     "stroke labels (laid from the take's first beat: a take must start on it)")
         statistics = f"statistics of the strokes the stroke head finds (intervals, velocities, grace notes{grid})"
         if config.statistics_head == "boosted_trees":
             trees = config.boosted_trees
@@ -255,7 +259,7 @@ def _hyperparameters(recipe: dict, task) -> list[tuple[str, str]]:
     unused = {"classification": {"regression_loss", "huber_delta", "target_weights"},
               "regression": {"class_weights", "target_weights"}, "multitask": {"class_weights"},
               "strokes": {"class_weights", "regression_loss", "huber_delta", "target_weights"}}[task.kind]
-    unused |= {key for key in ("temporal_blocks", "temporal_gru", "aux_strokes", "use_tempo",
+    unused |= {key for key in ("temporal_blocks", "temporal_gru", "aux_strokes", "use_tempo", "rhythm_patterns",
                                "feature_extractor_config") if not recipe.get(key)}
     if recipe.get("regression_loss") != "huber":
         unused.add("huber_delta")

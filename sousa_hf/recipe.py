@@ -52,6 +52,9 @@ class Recipe:
             `eval_split`; no gradient steps); see `SousaConfig`.
         boosted_trees: `BoostedTreesSettings` (`max_iter`, `learning_rate`, `max_leaf_nodes`, `min_samples_leaf`,
             `l2_regularization`, `random_state`) for `statistics_head: boosted_trees`.
+        rhythm_patterns: with `pooling: stroke_statistics` and `use_tempo`, learn the rudiments' notated rhythms from
+            the training split's stroke labels (`auxiliary/strokes.parquet`) and add the statistics of each take's
+            strokes against the rhythm it plays best (`sousa_hf.data.rhythm_patterns`); saved with the model.
         length: the adapter's `LengthPolicy` (`max_seconds`, `train_crop`, `eval_crop`).
         pooling, classifier_dropout, regression_loss, huber_delta, target_weights: see `SousaConfig`.
         training_mode: `full`, `freeze_feature_encoder`, `freeze_backbone` or `lora`.
@@ -97,6 +100,7 @@ class Recipe:
     strokes_from: str | None = None
     statistics_head: str = "mlp"
     boosted_trees: dict[str, Any] = field(default_factory=dict)
+    rhythm_patterns: bool = False
     stroke_onset_weight: float = 1.0
     stroke_cluster_ms: float = 0.0
     training_mode: str = "full"
@@ -124,8 +128,8 @@ RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "bac
                      "feature_extractor", "feature_extractor_config", "length", "pooling", "classifier_dropout",
                      "regression_loss", "huber_delta", "target_weights", "temporal_blocks", "temporal_gru",
                      "aux_strokes", "use_tempo", "strokes_from", "statistics_head", "boosted_trees",
-                     "stroke_onset_weight", "stroke_cluster_ms", "training_mode", "lora", "class_weights",
-                     "filters", "apply_default_filter", "bad_audio", "max_train_samples")
+                     "rhythm_patterns", "stroke_onset_weight", "stroke_cluster_ms", "training_mode", "lora",
+                     "class_weights", "filters", "apply_default_filter", "bad_audio", "max_train_samples")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 # Never written to a run's recipe.yaml, which is uploaded with the model.
 SECRET_KEYS = ("hub_token",)

@@ -87,6 +87,10 @@ def check_recipe(recipe) -> None:
         raise SousaDataError("recipe key statistics_head: 'boosted_trees' is fitted on the cached stroke statistics; "
                              "it needs pooling: stroke_statistics and cache: backbone, got "
                              f"pooling={recipe.pooling!r}, cache={recipe.cache!r}")
+    if recipe.rhythm_patterns and not (recipe.pooling == "stroke_statistics" and recipe.use_tempo):
+        raise SousaDataError("recipe key rhythm_patterns: the rhythms are laid at the tempo under the strokes a stroke "
+                             "model finds; they need pooling: stroke_statistics and use_tempo: true, got "
+                             f"pooling={recipe.pooling!r}, use_tempo={recipe.use_tempo}")
     if recipe.boosted_trees and recipe.statistics_head != "boosted_trees":
         raise SousaDataError("recipe key boosted_trees: its settings are for statistics_head: boosted_trees, but "
                              f"statistics_head is {recipe.statistics_head!r}")

@@ -8,7 +8,10 @@ of that deviation over the take), how loud and how even the strokes are (velocit
 accent contrast, alternation between odd and even strokes: a hand-balance proxy), how many grace
 notes and close pairs (flams, drags, diddles) there are and how they are spaced, and the rudiment's pattern:
 the autocorrelation of the velocities and intervals over a few strokes and, with the tempo, where in the
-beat and in two beats the strokes and the accents fall.
+beat and in two beats the strokes and the accents fall. With rhythm patterns (the notated positions of the
+rudiments' main strokes, learned from stroke labels: `sousa_hf.data.rhythm_patterns`), the take is matched to
+the pattern it plays best, laid from its first beat at the tempo, and each main stroke's distance from its
+notated position gives the timing errors SOUSA's scores are made of (`_pattern_statistics`).
 
 Imports only torch, so it travels as remote code beside `modeling_sousa.py`. `clip_strokes` (peaks of the onset
 probability, `pick_onsets`, and the strokes of each peak's cluster) is the decoding every stroke reader in the
@@ -48,12 +51,21 @@ TEMPO_STATISTICS = (
       for weight in ("onset", "accent")),
     "grace_per_beat",
 )
+# Statistics against the best-matching rhythm pattern (`rhythm_patterns`; they need the tempo too).
+PATTERN_STATISTICS = (
+    "pattern_match_ms", "pattern_mean_abs_ms", "pattern_std_ms", "pattern_median_abs_ms", "pattern_mean_ms",
+    "pattern_p90_ms", "pattern_drift_ms_per_s", "pattern_cycle_beats", "pattern_strokes_per_beat",
+)
+# A stroke or notated position further than this from the nearest of the other counts as this far when patterns
+# are matched: a missed or an extra stroke costs the same in every pattern rather than deciding the match.
+PATTERN_MATCH_CAP_MS = 40.0
 SUBDIVISIONS = (1, 2, 3, 4, 6, 8)  # grid positions per beat tried for a rudiment's pattern
 CLOSE_PAIR_MS = 45.0  # strokes closer than this are one gesture: a flam, a drag, a diddle at speed
 
 
-def statistic_names(use_tempo: bool) -> tuple[str, ...]:
-    return STATISTICS + TEMPO_STATISTICS if use_tempo else STATISTICS
+def statistic_names(use_tempo: bool, rhythm_patterns: bool = False) -> tuple[str, ...]:
+    names = STATISTICS + TEMPO_STATISTICS if use_tempo else STATISTICS
+    return names + PATTERN_STATISTICS if rhythm_patterns else names
 
 
 def pick_onsets(onset_probability: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,14 +129,17 @@ def fitted_grid_deviation(times_ms: torch.Tensor, tempo_bpm: float, subdivision:
 
 
 def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: torch.Tensor,
-                    tempo_bpm: float | None = None) -> torch.Tensor:
-    """One clip's statistics (`statistic_names(tempo_bpm is not None)`, in that order) from its strokes.
+                    tempo_bpm: float | None = None, rhythm_patterns: dict | None = None) -> torch.Tensor:
+    """One clip's statistics (`statistic_names(tempo_bpm is not None, rhythm_patterns is not None)`, in that order)
+    from its strokes.
 
     Args:
-        time_ms: the strokes' onset times (any order).
+        time_ms: the strokes' onset times (any order), from the start of the take.
         velocity: their velocities on 0-1.
         is_grace: whether each is a grace note (grace notes are left out of the interval and grid statistics).
         tempo_bpm: the metronome's tempo; adds the grid statistics.
+        rhythm_patterns: the notated rhythms to match the take to (`sousa_hf.data.rhythm_patterns`; needs the
+            tempo); adds the statistics against the best match (`PATTERN_STATISTICS`).
     """
     time_ms, velocity = time_ms.double().flatten(), velocity.double().flatten()
     is_grace = is_grace.bool().flatten()
@@ -164,6 +179,10 @@ def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: tor
         values += _grid_statistics(main_times, float(tempo_bpm), median)
         values += _rhythm_statistics(main_times, main_velocities, float(tempo_bpm))
         values.append(is_grace.sum() / span * 60_000.0 / tempo_bpm if count > 1 else zero)
+    if rhythm_patterns is not None:
+        if tempo_bpm is None:
+            raise ValueError("rhythm patterns are laid at the tempo: pass tempo_bpm with rhythm_patterns")
+        values += _pattern_statistics(main_times, float(tempo_bpm), rhythm_patterns)
     return torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in values]).float()
 
 
@@ -214,8 +233,71 @@ def _grid_statistics(times_ms: torch.Tensor, tempo_bpm: float, median_interval: 
             *_spread(sixteenth)]
 
 
+def pattern_positions_ms(cycle_beats: float, positions_beats: list[float], tempo_bpm: float, until_ms: float,
+                         origin_ms: float = 0.0) -> torch.Tensor:
+    """Where a rhythm pattern's strokes fall (ms from the take's start, ascending, up to `until_ms`): its positions
+    in each cycle of `cycle_beats` beats, repeated from the first beat at `origin_ms`."""
+    beat = 60_000.0 / tempo_bpm
+    cycles = torch.arange(int(max(until_ms - origin_ms, 0.0) // (cycle_beats * beat)) + 2, dtype=torch.float64)
+    positions = torch.as_tensor(positions_beats, dtype=torch.float64)
+    grid = ((cycles[:, None] * cycle_beats + positions[None]).flatten() * beat + origin_ms).sort().values
+    return grid[grid <= until_ms]
+
+
+def _nearest(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """The element of the ascending `grid` (two or more) nearest each value."""
+    right = torch.searchsorted(grid, values).clamp(1, len(grid) - 1)
+    left = right - 1
+    return torch.where((values - grid[left]).abs() <= (grid[right] - values).abs(), grid[left], grid[right])
+
+
+def match_rhythm_pattern(times_ms: torch.Tensor, tempo_bpm: float, rhythm_patterns: dict
+                         ) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """The pattern of `rhythm_patterns` that a take's main strokes (ascending, two or more) play best: `(its index,
+    its positions up to the last stroke (ms), how well it matches (ms))`.
+
+    The match is a symmetric distance: the mean distance of each stroke to the nearest notated position plus that
+    of each notated position to the nearest stroke, each capped at `PATTERN_MATCH_CAP_MS`. The first term alone
+    would pick the densest pattern; the second alone, the sparsest.
+    """
+    until = float(times_ms[-1]) + PATTERN_MATCH_CAP_MS
+    best = None
+    for index, (cycle, positions) in enumerate(zip(rhythm_patterns["cycle_beats"], rhythm_patterns["positions_beats"])):
+        grid = pattern_positions_ms(cycle, positions, tempo_bpm, until, rhythm_patterns["origin_ms"])
+        if len(grid) < 2:
+            continue
+        match = ((times_ms - _nearest(times_ms, grid)).abs().clamp(max=PATTERN_MATCH_CAP_MS).mean()
+                 + (grid - _nearest(grid, times_ms)).abs().clamp(max=PATTERN_MATCH_CAP_MS).mean())
+        if best is None or match < best[2]:
+            best = (index, grid, match)
+    if best is None:
+        raise ValueError("no rhythm pattern has two positions within the take: are the patterns empty?")
+    return best
+
+
+def _pattern_statistics(times_ms: torch.Tensor, tempo_bpm: float, rhythm_patterns: dict) -> list[torch.Tensor]:
+    """Each main stroke's signed distance from the nearest notated position of the best-matching pattern
+    (`match_rhythm_pattern`): the match, the distances' mean absolute value, spread, median absolute value, mean
+    (early or late as a whole), 90th percentile and drift (a least-squares line over time, ms per second), and the
+    pattern's cycle (beats) and strokes per beat."""
+    zero = times_ms.new_zeros(())
+    if times_ms.numel() < 2:
+        return [zero] * len(PATTERN_STATISTICS)
+    index, grid, match = match_rhythm_pattern(times_ms, tempo_bpm, rhythm_patterns)
+    notated = _nearest(times_ms, grid)
+    deviation = times_ms - notated
+    magnitude = deviation.abs()
+    seconds = notated / 1000.0 - (notated / 1000.0).mean()
+    drift = (seconds * (deviation - deviation.mean())).sum() / seconds.pow(2).sum().clamp(min=1e-9)
+    cycle = float(rhythm_patterns["cycle_beats"][index])
+    return [match, magnitude.mean(), deviation.std(unbiased=False), magnitude.median(), deviation.mean(),
+            torch.quantile(magnitude, 0.9), drift, zero + cycle,
+            zero + len(rhythm_patterns["positions_beats"][index]) / cycle]
+
+
 def batch_statistics(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | None, frame_seconds: float,
-                     threshold: float, tempo_bpm: torch.Tensor | None = None) -> torch.Tensor:
+                     threshold: float, tempo_bpm: torch.Tensor | None = None,
+                     rhythm_patterns: dict | None = None) -> torch.Tensor:
     """Each clip's statistics `(batch, statistics)` from a stroke head's logits `(batch, frames, outputs)`: its
     strokes (`clip_strokes`) with their velocities and grace flags. No gradient flows through the peak picking."""
     rows = []
@@ -226,7 +308,7 @@ def batch_statistics(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | Non
             strokes = clip_strokes(logits, threshold)
             tempo = None if tempo_bpm is None else float(tempo_bpm.reshape(-1)[i])
             rows.append(clip_statistics(strokes["position"].float() * frame_seconds * 1000.0,
-                                        strokes["velocity"].float(), strokes["is_grace"], tempo))
+                                        strokes["velocity"].float(), strokes["is_grace"], tempo, rhythm_patterns))
     return torch.stack(rows).to(stroke_logits.device)
 
 
@@ -250,7 +332,8 @@ class StrokeStatisticsEncoder(nn.Module):
         statistics = statistics.to(self.statistics_mean.device, self.statistics_mean.dtype)
         if statistics.shape[-1] != self.statistics_mean.numel():
             raise ValueError(f"expected {self.statistics_mean.numel()} stroke statistics per clip, got "
-                             f"{statistics.shape[-1]}: were they computed with the model's use_tempo setting?")
+                             f"{statistics.shape[-1]}: were they computed with the model's use_tempo and "
+                             "rhythm_patterns settings?")
         return self.layers((statistics - self.statistics_mean) / self.statistics_std)
 
     @torch.no_grad()

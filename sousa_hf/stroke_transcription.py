@@ -93,12 +93,15 @@ def transcribe_take(model, adapter, take: np.ndarray, tempo_bpm: float | None = 
     return {name: np.concatenate(parts) for name, parts in found.items()}
 
 
-def take_statistics(strokes: dict[str, np.ndarray], tempo_bpm: float | None = None) -> torch.Tensor:
+def take_statistics(strokes: dict[str, np.ndarray], tempo_bpm: float | None = None,
+                    rhythm_patterns: dict | None = None) -> torch.Tensor:
     """The stroke statistics (`stroke_statistics.clip_statistics`) of a whole take's strokes (`transcribe_take`), with
-    the grid statistics when given the tempo: what a clip model scored from strokes (`pooling: stroke_statistics`)
-    judges, however long the take and whatever the model's window."""
+    the grid statistics when given the tempo (and those against the best-matching rhythm pattern when given the
+    patterns): what a clip model scored from strokes (`pooling: stroke_statistics`) judges, however long the take
+    and whatever the model's window."""
     return clip_statistics(torch.from_numpy(strokes["time_ms"]), torch.from_numpy(strokes["velocity"]),
-                           torch.from_numpy(strokes["is_grace"]), None if tempo_bpm is None else float(tempo_bpm))
+                           torch.from_numpy(strokes["is_grace"]), None if tempo_bpm is None else float(tempo_bpm),
+                           rhythm_patterns)
 
 
 def grid_deviations(times_ms: np.ndarray, tempo_bpm: float, subdivision: int = 4) -> np.ndarray:

@@ -28,6 +28,7 @@ from .boosted_trees import BoostedTreesSettings
 from .data.audio_check import check_audio
 from .data.errors import SousaDataError
 from .data.loading import data_origin, load_sousa
+from .data.rhythm_patterns import fit_rhythm_patterns
 from .data.synthetic import make_synthetic_sousa
 from .data.tasks import SousaTask, class_weights, get_task, prepare_task
 from .evaluation import evaluate_split, tune_stroke_threshold
@@ -127,6 +128,11 @@ def fit_statistics_trees(model, train, evaluation, task: SousaTask, weights: np.
     return fitted.iterations
 
 
+def data_source(recipe: Recipe) -> str | list[str]:
+    """The recipe's `data`, or the built-in synthetic SOUSA when it names none."""
+    return recipe.data if recipe.data is not None else synthetic_source(recipe)
+
+
 def synthetic_source(recipe: Recipe) -> str:
     """The built-in synthetic SOUSA, written once per (size, seed) under `$SOUSA_HF_CACHE`."""
     cache = Path(os.environ.get("SOUSA_HF_CACHE", Path.home() / ".cache" / "sousa_hf"))
@@ -149,7 +155,7 @@ def load_splits(recipe: Recipe, task: SousaTask, args: TrainingArguments, model=
     backbone's outputs of `model`, made from `adapter`'s inputs.
     """
     with args.main_process_first(desc="preparing SOUSA"):
-        source = recipe.data if recipe.data is not None else synthetic_source(recipe)
+        source = data_source(recipe)
         splits = load_sousa(source, "audio", strokes=task.kind == "strokes" or bool(recipe.aux_strokes))
     wanted = {"train", recipe.eval_split, recipe.test_split}
     missing = wanted - set(splits)
@@ -206,6 +212,12 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         return results
     checkpoint = resume_checkpoint(recipe, args.output_dir)
     set_seed(args.seed)
+    rhythm_patterns = None
+    if recipe.rhythm_patterns:  # before the model: they add statistics, and so inputs, to its head
+        with args.main_process_first(desc="learning the rhythm patterns"):
+            rhythm_patterns = fit_rhythm_patterns(load_sousa(data_source(recipe), "audio", "train", strokes=True))
+        logger.info("%d rhythm patterns learned from the training split's stroke labels",
+                    len(rhythm_patterns["cycle_beats"]))
     model, adapter = build_model(
         task.name, recipe.backbone, backbone_config=recipe.backbone_config, length=LengthPolicy(**recipe.length),
         pooling=recipe.pooling, classifier_dropout=recipe.classifier_dropout, regression_loss=recipe.regression_loss,
@@ -214,7 +226,7 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         temporal_blocks=recipe.temporal_blocks, temporal_gru=recipe.temporal_gru,
         aux_strokes=recipe.aux_strokes, use_tempo=recipe.use_tempo,
         stroke_onset_weight=recipe.stroke_onset_weight, stroke_cluster_ms=recipe.stroke_cluster_ms,
-        statistics_head=recipe.statistics_head,
+        statistics_head=recipe.statistics_head, rhythm_patterns=rhythm_patterns,
         boosted_trees=BoostedTreesSettings(**recipe.boosted_trees).to_dict()
         if recipe.statistics_head == "boosted_trees" else None)
     if recipe.strokes_from is not None:

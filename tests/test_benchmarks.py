@@ -59,10 +59,13 @@ def test_a_row_is_measured_again_when_its_recipe_its_stroke_model_or_its_statist
         (tmp_path / "recipes" / name).write_text("task: strokes\n")
     (tmp_path / "sousa_hf").mkdir()
     (tmp_path / "sousa_hf" / "stroke_statistics.py").write_text("STATISTICS = ()\n")
+    (tmp_path / "sousa_hf" / "data").mkdir()
+    (tmp_path / "sousa_hf" / "data" / "rhythm_patterns.py").write_text("")
     for name in ("boosted_trees.py", "tree_fitting.py"):
         (tmp_path / "sousa_hf" / name).write_text("")
     plan = {(row["model"], row["task"]): row for row in table.rows(table.argparse.Namespace(
-        out="runs/table", untimed_tasks="", stroke_tasks="", whisper_tiny=None, whisper_base=None))}
+        out="runs/table", untimed_tasks="", unpatterned_tasks="", stroke_tasks="", whisper_tiny=None,
+        whisper_base=None))}
     strokes, statistics = plan[table.STROKE_MODEL, "strokes"], plan["stroke statistics + MLP", "overall_score"]
     trees = plan["stroke statistics + boosted trees", "overall_score"]
     mlp_digest, trees_digest = (table.measured_with(row, tmp_path, {}) for row in (statistics, trees))
@@ -80,6 +83,9 @@ def test_a_row_is_measured_again_when_its_recipe_its_stroke_model_or_its_statist
     after_training = table.measured_with(statistics, tmp_path, done)
     (tmp_path / "sousa_hf" / "stroke_statistics.py").write_text("STATISTICS = ('strokes',)\n")  # new statistics
     assert table.measured_with(statistics, tmp_path, done) != after_training
+    new_statistics = table.measured_with(statistics, tmp_path, done)
+    (tmp_path / "sousa_hf" / "data" / "rhythm_patterns.py").write_text("# other rhythms\n")
+    assert table.measured_with(statistics, tmp_path, done) != new_statistics
 
 
 def test_a_row_measured_again_trains_a_new_model_rather_than_reading_the_old_one(tmp_path, monkeypatch):

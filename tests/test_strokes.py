@@ -579,6 +579,10 @@ def test_a_clip_model_scores_from_the_strokes_a_trained_stroke_model_finds(strok
         assert torch.equal(trained[name], tensor), name
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["stroke_threshold"] == json.loads((stroke_run / "config.json").read_text())["stroke_threshold"]
+    # The rudiments' rhythms, learned from the training split's stroke labels, travel with the model.
+    patterns = config["rhythm_patterns"]
+    assert patterns["origin_ms"] == 0.0 and len(patterns["cycle_beats"]) == len(patterns["positions_beats"]) > 1
+    assert config["stroke_statistics"][-1] == "pattern_strokes_per_beat"
     assert trained["stroke_statistics.statistics_std"].ne(1.0).any()  # standardised by the training split
     from sousa_hf.evaluation import evaluate_saved_model
 
@@ -595,6 +599,7 @@ def test_a_clip_model_scores_from_the_strokes_a_trained_stroke_model_finds(strok
 
     card = str(make_model_card(tmp_path, "user/sousa-stroke-statistics"))
     assert "frozen" in card and "two-layer MLP" in card and "grace notes" in card
+    assert f"best-matching of {len(patterns['cycle_beats'])} rhythm patterns" in card
     assert 'predict_files(["take.wav"], tempo_bpm=120)' in card and "--tempo 120" in card
 
 
@@ -622,6 +627,9 @@ def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio
     # What the cache depends on: another onset threshold (or stroke head) gives other statistics, another cache.
     before = BackboneOutputs(model, adapter, "stroke_statistics").digest()
     model.config.stroke_threshold += 0.1
+    assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
+    before = BackboneOutputs(model, adapter, "stroke_statistics").digest()  # and other rhythm patterns
+    model.config.rhythm_patterns = {"origin_ms": 0.0, "cycle_beats": [1.0], "positions_beats": [[0.0, 0.5]]}
     assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
 
 
@@ -753,20 +761,26 @@ def test_a_stroke_model_of_another_front_end_is_refused_naming_the_difference(st
         run(recipe, training)
     with pytest.raises(SousaDataError, match="strokes_from"):
         load_recipe(RECIPES / "stroke_statistics.yaml", [f"output_dir={tmp_path}", "strokes_from=null"])
+    with pytest.raises(SousaDataError, match="rhythm_patterns.*use_tempo: true"):
+        load_recipe(RECIPES / "stroke_statistics.yaml", [f"output_dir={tmp_path}", "use_tempo=false"])
 
 
 def test_the_ceiling_benchmark_describes_labelled_and_found_strokes_alike(stroke_run, synthetic_dir):
+    from sousa_hf.data.rhythm_patterns import fit_rhythm_patterns
     from sousa_hf.stroke_statistics import statistic_names
 
     ceiling = load_benchmark("stroke_statistics_ceiling")
-    found = ceiling.found_statistics(str(stroke_run), str(synthetic_dir), use_tempo=True)
-    names = statistic_names(use_tempo=True)
+    data = load_sousa(synthetic_dir, "audio", strokes=True)
+    patterns = fit_rhythm_patterns(data["train"])
+    found = ceiling.found_statistics(str(stroke_run), data, use_tempo=True, rhythm_patterns=patterns)
+    names = statistic_names(use_tempo=True, rhythm_patterns=True)
     row = found["validation"][0]
     assert len(row["cached_stroke_statistics"]) == len(names)
-    labelled = dict(zip(names, ceiling.labelled_statistics(row, use_tempo=True)))
+    labelled = dict(zip(names, ceiling.labelled_statistics(row, use_tempo=True, rhythm_patterns=patterns)))
     assert labelled["strokes"] == len(audible_onsets(row["strokes"], 1000.0 * row["duration_sec"])) > 0
-    # The synthetic renderer places strokes near the grid: the labelled ones lie within a few ms of it.
-    assert labelled["grid_median_abs_ms"] < 30.0
+    # The synthetic renderer places strokes near the grid and their notated positions: the labelled ones lie within
+    # a few ms of both.
+    assert labelled["grid_median_abs_ms"] < 30.0 and labelled["pattern_median_abs_ms"] < 30.0
 
 
 def test_the_sample_rate_benchmark_scores_the_same_clips_at_both_rates(stroke_run, synthetic_dir, tmp_path, capsys,
@@ -818,7 +832,8 @@ def test_a_clip_model_scores_its_stroke_statistics_with_boosted_trees_fitted_on_
     assert (result["label"] is not None) if task == "skill4" else np.isfinite(result["scores"]["overall_score"])
     # Its own code (boosted_trees.py travels with the modelling file) gives the same outputs, without sousa_hf or
     # scikit-learn imported.
-    statistics = torch.randn(3, len(statistic_names(use_tempo=True)), generator=torch.Generator().manual_seed(0))
+    statistics = torch.randn(3, len(statistic_names(use_tempo=True, rhythm_patterns=True)),
+                             generator=torch.Generator().manual_seed(0))
     torch.save(statistics, tmp_path / "statistics.pt")
     model = AutoModel.from_pretrained(str(tmp_path)).eval()
     with torch.no_grad():
