@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=_positive_int, default=8, help="clips per forward pass (default 8)")
     predict.add_argument("--tempo", type=_positive_float, default=None, metavar="BPM",
                          help="the metronome's tempo: stroke models then give each stroke's deviation from the grid "
-                              "(and models trained with use_tempo need it)")
+                              "(and models trained with use_tempo need it; a model with rhythm_patterns also expects "
+                              "each recording to start on its first beat, as SOUSA's takes do)")
     predict.add_argument("--subdivision", type=_positive_int, default=4,
                          help="grid positions per beat for --tempo (default 4: sixteenth notes)")
     predict.add_argument("--timeline", default=None, metavar="DIR",
