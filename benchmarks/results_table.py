@@ -7,10 +7,10 @@ Rows: the suite's CNN from scratch (`recipes/quickstart.yaml`), the frozen whisp
 whisper-base probes (`recipes/whisper_base_probe.yaml`: one backbone pass per checkpoint serves all
 five tasks), whisper-base fine-tuned (`recipes/whisper_base_finetune.yaml`), stroke transcription
 (`recipes/strokes_cnn.yaml`), every clip task scored from the strokes that model finds
-(`recipes/stroke_statistics.yaml`, with and without the tempo, and with gradient-boosted trees in place of its MLP:
-`--set statistics_head=boosted_trees`), the same with whisper-tiny.en fine-tuned for
-the strokes (`recipes/whisper_strokes.yaml`, `recipes/whisper_stroke_statistics.yaml`) and the stroke-aware CNN
-(`recipes/stroke_aware.yaml`) beside the same model without its stroke loss (`--set aux_strokes=0`),
+(`recipes/stroke_statistics.yaml`, with and without the pattern evidence, the rhythm patterns and the tempo, and with
+gradient-boosted trees in place of its MLP: `--set statistics_head=boosted_trees`), the same with whisper-tiny.en
+fine-tuned for the strokes (`recipes/whisper_strokes.yaml`, `recipes/whisper_stroke_statistics.yaml`) and the
+stroke-aware CNN (`recipes/stroke_aware.yaml`) beside the same model without its stroke loss (`--set aux_strokes=0`),
 each trained on the training split, its
 checkpoint chosen on validation and its metrics reported on the test split. Each
 row runs the exact `sousa-hf train` command printed beside it, in a fresh process, and its wall time
@@ -71,13 +71,20 @@ def rows(args) -> list[dict]:
     for task in CLIP_TASKS:
         plan.append({"model": "stroke statistics + boosted trees", "recipe": "stroke_statistics.yaml", "task": task,
                      "set": [strokes_from, f"statistics_head={TREES}"]})
+    heads = (("MLP", []), ("boosted trees", [f"statistics_head={TREES}"]))
+    for task in args.unevidenced_tasks.split(",") if args.unevidenced_tasks else []:
+        for head, head_set in heads:
+            plan.append({"model": f"stroke statistics + {head}, no pattern evidence", "task": task,
+                         "recipe": "stroke_statistics.yaml",
+                         "set": [strokes_from, *head_set, "pattern_evidence=false"]})
     for task in args.unpatterned_tasks.split(",") if args.unpatterned_tasks else []:
-        for head, head_set in (("MLP", []), ("boosted trees", [f"statistics_head={TREES}"])):
+        for head, head_set in heads:
             plan.append({"model": f"stroke statistics + {head}, no rhythm patterns", "recipe": "stroke_statistics.yaml",
-                         "task": task, "set": [strokes_from, *head_set, "rhythm_patterns=false"]})
+                         "task": task, "set": [strokes_from, *head_set, "rhythm_patterns=false",
+                                               "pattern_evidence=false"]})
     for task in args.untimed_tasks.split(",") if args.untimed_tasks else []:
         plan.append({"model": "stroke statistics + MLP, no tempo", "recipe": "stroke_statistics.yaml", "task": task,
-                     "set": [strokes_from, "use_tempo=false", "rhythm_patterns=false"]})
+                     "set": [strokes_from, "use_tempo=false", "rhythm_patterns=false", "pattern_evidence=false"]})
     for task in CLIP_TASKS:
         plan.append({"model": "CNN from scratch", "recipe": "quickstart.yaml", "task": task, "set": []})
     for task in args.stroke_tasks.split(",") if args.stroke_tasks else []:
@@ -140,6 +147,8 @@ def main() -> None:
     parser.add_argument("--finetune-tasks", default="overall_score,skill_binary")
     parser.add_argument("--stroke-tasks", default="overall_score,skill_binary",
                         help="clip tasks of the stroke-aware rows (with and without the stroke loss)")
+    parser.add_argument("--unevidenced-tasks", default=",".join(CLIP_TASKS),
+                        help="clip tasks of the stroke-statistics rows without the pattern evidence (both heads)")
     parser.add_argument("--unpatterned-tasks", default=",".join(CLIP_TASKS),
                         help="clip tasks of the stroke-statistics rows without the rhythm patterns (both heads)")
     parser.add_argument("--untimed-tasks", default="overall_score,skill_binary",

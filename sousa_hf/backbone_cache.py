@@ -126,9 +126,10 @@ class BackboneOutputs:
                      for t in (tempo_bpm or [None] * len(arrays))]
             if model.config.use_tempo and None in tempi:
                 raise SousaDataError("the stroke statistics' grid needs each clip's tempo_bpm (use_tempo)")
-            patterns = model.config.rhythm_patterns
-            return [take_statistics(transcribe_take(model, self.adapter, take, tempo), tempo, patterns).float().numpy()
-                    for take, tempo in zip(arrays, tempi)]
+            config = model.config
+            evidence_ms = config.frame_seconds * 1000.0 if config.pattern_evidence else None
+            return [take_statistics(transcribe_take(model, self.adapter, take, tempo), tempo, config.rhythm_patterns,
+                                    evidence_ms).float().numpy() for take, tempo in zip(arrays, tempi)]
         inputs = self.adapter(arrays, sampling_rate=self.adapter.sampling_rate)
         device = next(sousa.parameters()).device
         inputs = {key: value.to(device) for key, value in inputs.items()}
@@ -170,7 +171,8 @@ class BackboneOutputs:
                     "modeling": _modeling_digest()}
         if self.kind == "stroke_statistics":
             settings.update(stroke_threshold=self.sousa.config.stroke_threshold, use_tempo=self.sousa.config.use_tempo,
-                            rhythm_patterns=self.sousa.config.rhythm_patterns)
+                            rhythm_patterns=self.sousa.config.rhythm_patterns,
+                            pattern_evidence=self.sousa.config.pattern_evidence)
         digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
         return digest.hexdigest()
 

@@ -106,6 +106,9 @@ class SousaConfig(PretrainedConfig):
             for the statistics of its strokes' distances from their notated positions: `{"origin_ms" (where the
             first beat is heard in a take), "cycle_beats", "positions_beats"}`, learned from the training split's
             stroke labels (`sousa_hf.data.rhythm_patterns`). Takes are then assumed to start on the first beat.
+        pattern_evidence: with `rhythm_patterns`, the statistics also read the stroke head's onset probability and
+            velocity at each notated position of the matched rhythm (`sousa_hf.stroke_statistics.EVIDENCE_STATISTICS`):
+            strokes the model heard below its threshold still tell their timing and velocity.
     """
 
     model_type = "sousa"
@@ -121,7 +124,7 @@ class SousaConfig(PretrainedConfig):
                  stroke_threshold: float = 0.5, statistics_hidden_size: int = 256, stroke_onset_weight: float = 1.0,
                  stroke_cluster_ms: float = 0.0, stroke_statistics: list[str] | None = None,
                  statistics_head: str = "mlp", boosted_trees: dict | None = None,
-                 rhythm_patterns: dict | None = None, **kwargs):
+                 rhythm_patterns: dict | None = None, pattern_evidence: bool = False, **kwargs):
         if task_kind not in TASK_KINDS:
             raise ValueError(f"unknown task_kind {task_kind!r}; expected one of {', '.join(TASK_KINDS)}")
         if pooling not in POOLINGS:
@@ -141,6 +144,9 @@ class SousaConfig(PretrainedConfig):
             raise ValueError("rhythm_patterns are laid at the tempo under the strokes a model finds: they need "
                              f"pooling='stroke_statistics' and use_tempo, not pooling={pooling!r}, "
                              f"use_tempo={use_tempo}")
+        if pattern_evidence and rhythm_patterns is None:
+            raise ValueError("pattern_evidence reads the stroke head at the notated positions of the rhythm a take "
+                             "plays: it needs rhythm_patterns")
         if (task_kind == "strokes" or aux_strokes or pooling == "stroke_statistics") and not frame_seconds:
             raise ValueError("stroke outputs need frame_seconds, the time between the backbone's output frames")
         if task_kind == "classification":
@@ -190,6 +196,7 @@ class SousaConfig(PretrainedConfig):
         self.statistics_head = statistics_head
         self.boosted_trees = (dict(boosted_trees or {}) if statistics_head == "boosted_trees" else None)
         self.rhythm_patterns = dict(rhythm_patterns) if rhythm_patterns is not None else None
+        self.pattern_evidence = bool(pattern_evidence)
         super().__init__(**kwargs)
         # What Trainer leaves out of evaluation predictions: a clip head's per-frame stroke outputs are large.
         self.keys_to_ignore_at_inference = (["stroke_loss"] if task_kind == "strokes"

@@ -55,6 +55,8 @@ class Recipe:
         rhythm_patterns: with `pooling: stroke_statistics` and `use_tempo`, learn the rudiments' notated rhythms from
             the training split's stroke labels (`auxiliary/strokes.parquet`) and add the statistics of each take's
             strokes against the rhythm it plays best (`sousa_hf.data.rhythm_patterns`); saved with the model.
+        pattern_evidence: with `rhythm_patterns`, add the statistics of the stroke model's onset probability and
+            velocity at each notated position of that rhythm (`sousa_hf.stroke_statistics.EVIDENCE_STATISTICS`).
         length: the adapter's `LengthPolicy` (`max_seconds`, `train_crop`, `eval_crop`).
         pooling, classifier_dropout, regression_loss, huber_delta, target_weights: see `SousaConfig`.
         training_mode: `full`, `freeze_feature_encoder`, `freeze_backbone` or `lora`.
@@ -101,6 +103,7 @@ class Recipe:
     statistics_head: str = "mlp"
     boosted_trees: dict[str, Any] = field(default_factory=dict)
     rhythm_patterns: bool = False
+    pattern_evidence: bool = False
     stroke_onset_weight: float = 1.0
     stroke_cluster_ms: float = 0.0
     training_mode: str = "full"
@@ -128,8 +131,9 @@ RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "bac
                      "feature_extractor", "feature_extractor_config", "length", "pooling", "classifier_dropout",
                      "regression_loss", "huber_delta", "target_weights", "temporal_blocks", "temporal_gru",
                      "aux_strokes", "use_tempo", "strokes_from", "statistics_head", "boosted_trees",
-                     "rhythm_patterns", "stroke_onset_weight", "stroke_cluster_ms", "training_mode", "lora",
-                     "class_weights", "filters", "apply_default_filter", "bad_audio", "max_train_samples")
+                     "rhythm_patterns", "pattern_evidence", "stroke_onset_weight", "stroke_cluster_ms",
+                     "training_mode", "lora", "class_weights", "filters", "apply_default_filter", "bad_audio",
+                     "max_train_samples")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 # Never written to a run's recipe.yaml, which is uploaded with the model.
 SECRET_KEYS = ("hub_token",)

@@ -91,6 +91,9 @@ def check_recipe(recipe) -> None:
         raise SousaDataError("recipe key rhythm_patterns: the rhythms are laid at the tempo under the strokes a stroke "
                              "model finds; they need pooling: stroke_statistics and use_tempo: true, got "
                              f"pooling={recipe.pooling!r}, use_tempo={recipe.use_tempo}")
+    if recipe.pattern_evidence and not recipe.rhythm_patterns:
+        raise SousaDataError("recipe key pattern_evidence: the stroke model is read at the notated positions of the "
+                             "rhythm a take plays; it needs rhythm_patterns: true (or set pattern_evidence: false)")
     if recipe.boosted_trees and recipe.statistics_head != "boosted_trees":
         raise SousaDataError("recipe key boosted_trees: its settings are for statistics_head: boosted_trees, but "
                              f"statistics_head is {recipe.statistics_head!r}")

@@ -11,7 +11,10 @@ the autocorrelation of the velocities and intervals over a few strokes and, with
 beat and in two beats the strokes and the accents fall. With rhythm patterns (the notated positions of the
 rudiments' main strokes, learned from stroke labels: `sousa_hf.data.rhythm_patterns`), the take is matched to
 the pattern it plays best, laid from its first beat at the tempo, and each main stroke's distance from its
-notated position gives the timing errors SOUSA's scores are made of (`_pattern_statistics`).
+notated position gives the timing errors SOUSA's scores are made of (`_pattern_statistics`). With pattern evidence
+(`pattern_evidence`), the stroke head's onset probability is read at each notated position too: how sure the model is
+that each notated stroke is there, and where and how loud the strokes it heard below its threshold were
+(`_evidence_statistics`): a stroke it missed still tells the timing and the velocity of the take.
 
 Imports only torch, so it travels as remote code beside `modeling_sousa.py`. `clip_strokes` (peaks of the onset
 probability, `pick_onsets`, and the strokes of each peak's cluster) is the decoding every stroke reader in the
@@ -21,6 +24,7 @@ suite uses.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -56,6 +60,20 @@ PATTERN_STATISTICS = (
     "pattern_match_ms", "pattern_mean_abs_ms", "pattern_std_ms", "pattern_median_abs_ms", "pattern_mean_ms",
     "pattern_p90_ms", "pattern_drift_ms_per_s", "pattern_cycle_beats", "pattern_strokes_per_beat",
 )
+# The stroke head's onset probability at each notated position of the best-matching pattern (`pattern_evidence`;
+# they need the rhythm patterns): the probability's peak near each position (mean, 10th percentile, the fractions of
+# positions below one half and one fifth, and without a found stroke near them), then, where the peak reaches
+# `EVIDENCE_FLOOR`, its signed distance from the position (mean absolute value, spread, 90th percentile, median
+# absolute value, mean, and the mean absolute value weighted by the peaks), the velocity read there (mean, spread,
+# 10th and 90th percentiles, mean step between positions) and the fraction of positions that have such a peak.
+EVIDENCE_STATISTICS = (
+    "evidence_mean", "evidence_p10", "evidence_below_half", "evidence_below_fifth", "evidence_unfound",
+    "evidence_mean_abs_ms", "evidence_std_ms", "evidence_p90_ms", "evidence_median_abs_ms", "evidence_mean_ms",
+    "evidence_weighted_abs_ms", "evidence_velocity_mean", "evidence_velocity_std", "evidence_velocity_p10",
+    "evidence_velocity_p90", "evidence_velocity_step", "evidence_coverage",
+)
+EVIDENCE_WINDOW_MS = 25.0  # a notated position's evidence: the onset probability's peak this near it
+EVIDENCE_FLOOR = 0.05  # a peak below this near a notated position (within PATTERN_MATCH_CAP_MS) is no stroke at all
 # A stroke or notated position further than this from the nearest of the other counts as this far when patterns
 # are matched: a missed or an extra stroke costs the same in every pattern rather than deciding the match.
 PATTERN_MATCH_CAP_MS = 40.0
@@ -63,9 +81,24 @@ SUBDIVISIONS = (1, 2, 3, 4, 6, 8)  # grid positions per beat tried for a rudimen
 CLOSE_PAIR_MS = 45.0  # strokes closer than this are one gesture: a flam, a drag, a diddle at speed
 
 
-def statistic_names(use_tempo: bool, rhythm_patterns: bool = False) -> tuple[str, ...]:
+def statistic_names(use_tempo: bool, rhythm_patterns: bool = False, pattern_evidence: bool = False
+                    ) -> tuple[str, ...]:
     names = STATISTICS + TEMPO_STATISTICS if use_tempo else STATISTICS
-    return names + PATTERN_STATISTICS if rhythm_patterns else names
+    names = names + PATTERN_STATISTICS if rhythm_patterns else names
+    return names + EVIDENCE_STATISTICS if pattern_evidence else names
+
+
+class FrameCurves(NamedTuple):
+    """A stroke head's per-frame outputs over a take: the onset probability and the velocity (0-1) of each frame,
+    frames `frame_ms` apart from the take's start."""
+    onset_probability: torch.Tensor
+    velocity: torch.Tensor
+    frame_ms: float
+
+    @classmethod
+    def from_logits(cls, stroke_logits: torch.Tensor, frame_ms: float) -> FrameCurves:
+        """From a stroke head's `(frames, outputs)` logits (real frames only)."""
+        return cls(stroke_logits[:, 0].double().sigmoid(), stroke_logits[:, 1].double().sigmoid(), frame_ms)
 
 
 def pick_onsets(onset_probability: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,9 +162,10 @@ def fitted_grid_deviation(times_ms: torch.Tensor, tempo_bpm: float, subdivision:
 
 
 def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: torch.Tensor,
-                    tempo_bpm: float | None = None, rhythm_patterns: dict | None = None) -> torch.Tensor:
-    """One clip's statistics (`statistic_names(tempo_bpm is not None, rhythm_patterns is not None)`, in that order)
-    from its strokes.
+                    tempo_bpm: float | None = None, rhythm_patterns: dict | None = None,
+                    frame_curves: FrameCurves | None = None) -> torch.Tensor:
+    """One clip's statistics (`statistic_names(tempo_bpm is not None, rhythm_patterns is not None, frame_curves is
+    not None)`, in that order) from its strokes.
 
     Args:
         time_ms: the strokes' onset times (any order), from the start of the take.
@@ -140,6 +174,9 @@ def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: tor
         tempo_bpm: the metronome's tempo; adds the grid statistics.
         rhythm_patterns: the notated rhythms to match the take to (`sousa_hf.data.rhythm_patterns`; needs the
             tempo); adds the statistics against the best match (`PATTERN_STATISTICS`).
+        frame_curves: the stroke head's onset probability and velocity per frame over the take the strokes were
+            found in (needs the patterns); adds their statistics at the best match's positions
+            (`EVIDENCE_STATISTICS`).
     """
     time_ms, velocity = time_ms.double().flatten(), velocity.double().flatten()
     is_grace = is_grace.bool().flatten()
@@ -182,7 +219,13 @@ def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: tor
     if rhythm_patterns is not None:
         if tempo_bpm is None:
             raise ValueError("rhythm patterns are laid at the tempo: pass tempo_bpm with rhythm_patterns")
-        values += _pattern_statistics(main_times, float(tempo_bpm), rhythm_patterns)
+        match = match_rhythm_pattern(main_times, float(tempo_bpm), rhythm_patterns) if main_times.numel() > 1 else None
+        values += _pattern_statistics(main_times, match, rhythm_patterns)
+    if frame_curves is not None:
+        if rhythm_patterns is None:
+            raise ValueError("pattern evidence is read at the notated positions: pass rhythm_patterns with "
+                             "frame_curves")
+        values += _evidence_statistics(None if match is None else match[1], time_ms, frame_curves)
     return torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in values]).float()
 
 
@@ -275,15 +318,15 @@ def match_rhythm_pattern(times_ms: torch.Tensor, tempo_bpm: float, rhythm_patter
     return best
 
 
-def _pattern_statistics(times_ms: torch.Tensor, tempo_bpm: float, rhythm_patterns: dict) -> list[torch.Tensor]:
-    """Each main stroke's signed distance from the nearest notated position of the best-matching pattern
-    (`match_rhythm_pattern`): the match, the distances' mean absolute value, spread, median absolute value, mean
-    (early or late as a whole), 90th percentile and drift (a least-squares line over time, ms per second), and the
-    pattern's cycle (beats) and strokes per beat."""
+def _pattern_statistics(times_ms: torch.Tensor, match: tuple | None, rhythm_patterns: dict) -> list[torch.Tensor]:
+    """Each main stroke's signed distance from the nearest notated position of the best-matching pattern (`match`:
+    `match_rhythm_pattern`'s answer for these strokes, None for fewer than two): the match, the distances' mean
+    absolute value, spread, median absolute value, mean (early or late as a whole), 90th percentile and drift (a
+    least-squares line over time, ms per second), and the pattern's cycle (beats) and strokes per beat."""
     zero = times_ms.new_zeros(())
-    if times_ms.numel() < 2:
+    if match is None:
         return [zero] * len(PATTERN_STATISTICS)
-    index, grid, match = match_rhythm_pattern(times_ms, tempo_bpm, rhythm_patterns)
+    index, grid, match = match
     notated = _nearest(times_ms, grid)
     deviation = times_ms - notated
     magnitude = deviation.abs()
@@ -295,11 +338,46 @@ def _pattern_statistics(times_ms: torch.Tensor, tempo_bpm: float, rhythm_pattern
             zero + len(rhythm_patterns["positions_beats"][index]) / cycle]
 
 
+def _evidence_statistics(grid: torch.Tensor | None, found_ms: torch.Tensor, curves: FrameCurves
+                         ) -> list[torch.Tensor]:
+    """The stroke head's outputs at each notated position of the best-matching pattern (`grid`, ms; None where the
+    take has fewer than two main strokes): `EVIDENCE_STATISTICS`, from the frames within `EVIDENCE_WINDOW_MS` of
+    each position for its evidence and within `PATTERN_MATCH_CAP_MS` for where the peak near it lies."""
+    zero = found_ms.new_zeros(())
+    frames = curves.onset_probability.numel()
+    if grid is None or grid.numel() == 0 or frames == 0:
+        return [zero] * len(EVIDENCE_STATISTICS)
+    probability, velocity = curves.onset_probability.double(), curves.velocity.double()
+    reach = math.ceil(PATTERN_MATCH_CAP_MS / curves.frame_ms)
+    at = torch.round(grid / curves.frame_ms).long()[:, None] + torch.arange(-reach, reach + 1)  # (positions, frames)
+    distance = at * curves.frame_ms - grid[:, None]
+    inside = (at >= 0) & (at < frames) & (distance.abs() <= PATTERN_MATCH_CAP_MS)
+    near = torch.where(inside, probability[at.clamp(0, frames - 1)], probability.new_zeros(()))
+    evidence = torch.where(distance.abs() <= EVIDENCE_WINDOW_MS, near, near.new_zeros(())).amax(dim=1)
+    unfound = ((found_ms[None, :] - grid[:, None]).abs() <= EVIDENCE_WINDOW_MS).any(dim=1).logical_not()
+    values = [evidence.mean(), torch.quantile(evidence, 0.1), (evidence < 0.5).double().mean(),
+              (evidence < 0.2).double().mean(), unfound.double().mean()]
+    peak = near.argmax(dim=1)
+    strength = near.gather(1, peak[:, None])[:, 0]
+    heard = strength >= EVIDENCE_FLOOR
+    if int(heard.sum()) < 3:
+        return values + [zero] * (len(EVIDENCE_STATISTICS) - len(values))
+    deviation = distance.gather(1, peak[:, None])[:, 0][heard]
+    weight = strength[heard]
+    loudness = velocity[at.clamp(0, frames - 1).gather(1, peak[:, None])[:, 0]][heard]
+    magnitude = deviation.abs()
+    return values + [magnitude.mean(), deviation.std(unbiased=False), torch.quantile(magnitude, 0.9),
+                     magnitude.median(), deviation.mean(), (weight * magnitude).sum() / weight.sum(),
+                     loudness.mean(), loudness.std(unbiased=False), torch.quantile(loudness, 0.1),
+                     torch.quantile(loudness, 0.9), loudness.diff().abs().mean(), heard.double().mean()]
+
+
 def batch_statistics(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | None, frame_seconds: float,
                      threshold: float, tempo_bpm: torch.Tensor | None = None,
-                     rhythm_patterns: dict | None = None) -> torch.Tensor:
+                     rhythm_patterns: dict | None = None, pattern_evidence: bool = False) -> torch.Tensor:
     """Each clip's statistics `(batch, statistics)` from a stroke head's logits `(batch, frames, outputs)`: its
-    strokes (`clip_strokes`) with their velocities and grace flags. No gradient flows through the peak picking."""
+    strokes (`clip_strokes`) with their velocities and grace flags, and with `pattern_evidence` the head's outputs
+    at the notated positions (`FrameCurves`). No gradient flows through the peak picking."""
     rows = []
     with torch.no_grad():
         for i, logits in enumerate(stroke_logits.detach().float()):
@@ -307,8 +385,10 @@ def batch_statistics(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | Non
             logits = logits[:frames]
             strokes = clip_strokes(logits, threshold)
             tempo = None if tempo_bpm is None else float(tempo_bpm.reshape(-1)[i])
+            curves = FrameCurves.from_logits(logits, frame_seconds * 1000.0) if pattern_evidence else None
             rows.append(clip_statistics(strokes["position"].float() * frame_seconds * 1000.0,
-                                        strokes["velocity"].float(), strokes["is_grace"], tempo, rhythm_patterns))
+                                        strokes["velocity"].float(), strokes["is_grace"], tempo, rhythm_patterns,
+                                        curves))
     return torch.stack(rows).to(stroke_logits.device)
 
 
@@ -333,7 +413,7 @@ class StrokeStatisticsEncoder(nn.Module):
         if statistics.shape[-1] != self.statistics_mean.numel():
             raise ValueError(f"expected {self.statistics_mean.numel()} stroke statistics per clip, got "
                              f"{statistics.shape[-1]}: were they computed with the model's use_tempo and "
-                             "rhythm_patterns settings?")
+                             "rhythm_patterns and pattern_evidence settings?")
         return self.layers((statistics - self.statistics_mean) / self.statistics_std)
 
     @torch.no_grad()

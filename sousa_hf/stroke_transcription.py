@@ -18,7 +18,7 @@ import mir_eval
 import numpy as np
 import torch
 
-from .stroke_statistics import clip_statistics, clip_strokes, fitted_grid_deviation
+from .stroke_statistics import FrameCurves, clip_statistics, clip_strokes, fitted_grid_deviation
 
 WINDOWS_MS = (10, 25)
 # How far from a window's cut edge a stroke must be to be read from that window (a take longer than the model's
@@ -50,7 +50,8 @@ def decode_strokes(stroke_logits: np.ndarray, frame_seconds: float, frames: int 
 def transcribe_take(model, adapter, take: np.ndarray, tempo_bpm: float | None = None,
                     batch_size: int = 8) -> dict[str, np.ndarray]:
     """Every stroke of a whole take with a model's stroke head: `{"time_ms" (from the take's start), "velocity" (0-1),
-    "is_grace", "confidence"}` in time order.
+    "is_grace", "confidence"}` in time order, and the head's outputs over the whole take, one frame every
+    `config.frame_seconds` from its start: `"frame_onset_probability"` and `"frame_velocity"` (0-1).
 
     Args:
         model: a SOUSA model with a stroke head (its `config.stroke_threshold` picks the peaks).
@@ -70,6 +71,8 @@ def transcribe_take(model, adapter, take: np.ndarray, tempo_bpm: float | None = 
         spans = [(float(s), float(s) + window) for s in [*np.arange(0.0, seconds - window, step), seconds - window]]
     config = model.config
     found = {"time_ms": [], "velocity": [], "is_grace": [], "confidence": []}
+    # Each frame of the take read from the window that answers for its time, as each stroke is.
+    curves = np.zeros((2, int(round(seconds / config.frame_seconds)) + 1))
     for first in range(0, len(spans), batch_size):
         chunk = spans[first : first + batch_size]
         inputs = adapter([take[int(round(a * rate)) : int(round(b * rate))] for a, b in chunk], sampling_rate=rate)
@@ -90,18 +93,31 @@ def transcribe_take(model, adapter, take: np.ndarray, tempo_bpm: float | None = 
             found["time_ms"].append(1000.0 * at[keep])
             for name in ("velocity", "is_grace", "confidence"):
                 found[name].append(strokes[name][keep])
-    return {name: np.concatenate(parts) for name, parts in found.items()}
+            frames = int(masks[i].sum()) if masks is not None else logits.shape[1]
+            frame_at = begin + np.arange(frames) * config.frame_seconds
+            answered = (frame_at >= low) & (frame_at < high)
+            index = np.round(frame_at[answered] / config.frame_seconds).astype(int)
+            inside = index < curves.shape[1]
+            probability = 1.0 / (1.0 + np.exp(-logits[i, :frames, :2][answered][inside].astype(np.float64)))
+            curves[:, index[inside]] = probability.T
+    return {**{name: np.concatenate(parts) for name, parts in found.items()},
+            "frame_onset_probability": curves[0], "frame_velocity": curves[1]}
 
 
 def take_statistics(strokes: dict[str, np.ndarray], tempo_bpm: float | None = None,
-                    rhythm_patterns: dict | None = None) -> torch.Tensor:
+                    rhythm_patterns: dict | None = None, evidence_frame_ms: float | None = None) -> torch.Tensor:
     """The stroke statistics (`stroke_statistics.clip_statistics`) of a whole take's strokes (`transcribe_take`), with
     the grid statistics when given the tempo (and those against the best-matching rhythm pattern when given the
-    patterns): what a clip model scored from strokes (`pooling: stroke_statistics`) judges, however long the take
+    patterns, and with `evidence_frame_ms`, the model's frame spacing, the pattern evidence read from the take's frame
+    outputs): what a clip model scored from strokes (`pooling: stroke_statistics`) judges, however long the take
     and whatever the model's window."""
+    curves = None
+    if evidence_frame_ms is not None:
+        curves = FrameCurves(torch.from_numpy(strokes["frame_onset_probability"]),
+                             torch.from_numpy(strokes["frame_velocity"]), float(evidence_frame_ms))
     return clip_statistics(torch.from_numpy(strokes["time_ms"]), torch.from_numpy(strokes["velocity"]),
                            torch.from_numpy(strokes["is_grace"]), None if tempo_bpm is None else float(tempo_bpm),
-                           rhythm_patterns)
+                           rhythm_patterns, curves)
 
 
 def grid_deviations(times_ms: np.ndarray, tempo_bpm: float, subdivision: int = 4) -> np.ndarray:

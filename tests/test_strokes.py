@@ -582,7 +582,7 @@ def test_a_clip_model_scores_from_the_strokes_a_trained_stroke_model_finds(strok
     # The rudiments' rhythms, learned from the training split's stroke labels, travel with the model.
     patterns = config["rhythm_patterns"]
     assert patterns["origin_ms"] == 0.0 and len(patterns["cycle_beats"]) == len(patterns["positions_beats"]) > 1
-    assert config["stroke_statistics"][-1] == "pattern_strokes_per_beat"
+    assert config["pattern_evidence"] and config["stroke_statistics"][-1] == "evidence_coverage"
     assert trained["stroke_statistics.statistics_std"].ne(1.0).any()  # standardised by the training split
     from sousa_hf.evaluation import evaluate_saved_model
 
@@ -600,16 +600,23 @@ def test_a_clip_model_scores_from_the_strokes_a_trained_stroke_model_finds(strok
     card = str(make_model_card(tmp_path, "user/sousa-stroke-statistics"))
     assert "frozen" in card and "two-layer MLP" in card and "grace notes" in card
     assert f"best-matching of {len(patterns['cycle_beats'])} rhythm patterns" in card
+    assert "onset probability and velocity read at each notated position" in card
     assert 'predict_files(["take.wav"], tempo_bpm=120)' in card and "--tempo 120" in card
 
 
-def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio(stroke_run, synthetic_dir):
+@pytest.mark.parametrize("evidence", [False, True], ids=["strokes", "pattern-evidence"])
+def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio(stroke_run, synthetic_dir, evidence):
     from sousa_hf.backbone_cache import BackboneOutputs, cache_backbone_outputs
     from sousa_hf.backbones import load_stroke_front_end
+    from sousa_hf.stroke_statistics import EVIDENCE_STATISTICS
 
+    # With pattern evidence, the head's frame outputs are read at straight eighths' positions: the cache reads them
+    # from the whole take's transcription, the model from its forward pass.
+    patterns = {"origin_ms": 0.0, "cycle_beats": [1.0], "positions_beats": [[0.0, 0.5]]} if evidence else None
     model, adapter = build_model("overall_score", "cnn:tiny", backbone_config={"time_pooling": False},
                                  feature_extractor_config={"hop_length": 220, "feature_size": 32}, temporal_blocks=2,
-                                 pooling="stroke_statistics", use_tempo=True, length=LengthPolicy(max_seconds=None))
+                                 pooling="stroke_statistics", use_tempo=True, length=LengthPolicy(max_seconds=None),
+                                 rhythm_patterns=patterns, pattern_evidence=evidence)
     load_stroke_front_end(model, str(stroke_run), adapter.feature_extractor)
     assert not any(p.requires_grad for p in model.sousa.parameters()) and not model.strokes.weight.requires_grad
     split = load_sousa(synthetic_dir, split="validation").select(range(4))
@@ -624,12 +631,18 @@ def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio
                               from_audio, atol=1e-5)
         with pytest.raises(ValueError, match="tempo_bpm"):
             model(input_features=audio_inputs["input_features"], attention_mask=audio_inputs["attention_mask"])
+    if evidence:
+        read = from_cache["cached_stroke_statistics"][:, -len(EVIDENCE_STATISTICS):]
+        assert read[:, 0].gt(0).all() and read.ne(0).float().mean() > 0.5  # evidence_mean and most of the rest
     # What the cache depends on: another onset threshold (or stroke head) gives other statistics, another cache.
     before = BackboneOutputs(model, adapter, "stroke_statistics").digest()
     model.config.stroke_threshold += 0.1
     assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
     before = BackboneOutputs(model, adapter, "stroke_statistics").digest()  # and other rhythm patterns
-    model.config.rhythm_patterns = {"origin_ms": 0.0, "cycle_beats": [1.0], "positions_beats": [[0.0, 0.5]]}
+    model.config.rhythm_patterns = {"origin_ms": 0.0, "cycle_beats": [2.0], "positions_beats": [[0.0, 0.5, 1.0]]}
+    assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
+    before = BackboneOutputs(model, adapter, "stroke_statistics").digest()  # and reading the evidence or not
+    model.config.pattern_evidence = not evidence
     assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
 
 
@@ -668,6 +681,15 @@ def test_a_take_longer_than_the_models_window_is_read_whole_in_windows_for_its_s
     expected = take_statistics(in_windows, row["tempo_bpm"]).numpy()
     np.testing.assert_allclose(cached["cached_stroke_statistics"], expected, rtol=1e-5, atol=1e-5)
     assert cached["cached_stroke_statistics"][statistic_names(True).index("strokes")] == len(times)
+    # The head's frame outputs over the whole take, each frame from the window that answers for it: every stroke
+    # found sits on a frame whose onset probability reached the threshold.
+    fs = windowed_model.config.frame_seconds
+    probability = in_windows["frame_onset_probability"]
+    assert len(probability) == round(take.size / windowed.sampling_rate / fs) + 1
+    assert len(in_windows["frame_velocity"]) == len(probability)
+    on_stroke = probability[np.round(times / 1000.0 / fs).astype(int)]
+    assert np.all(on_stroke >= windowed_model.config.stroke_threshold - 1e-6)
+    assert probability.mean() < on_stroke.mean()
     # predict judges the take as the cache did: from all its strokes.
     (result,) = SousaPredictor(windowed_model, windowed).predict([(array, rate)], tempo_bpm=row["tempo_bpm"])
     with torch.no_grad():
@@ -832,7 +854,7 @@ def test_a_clip_model_scores_its_stroke_statistics_with_boosted_trees_fitted_on_
     assert (result["label"] is not None) if task == "skill4" else np.isfinite(result["scores"]["overall_score"])
     # Its own code (boosted_trees.py travels with the modelling file) gives the same outputs, without sousa_hf or
     # scikit-learn imported.
-    statistics = torch.randn(3, len(statistic_names(use_tempo=True, rhythm_patterns=True)),
+    statistics = torch.randn(3, len(statistic_names(use_tempo=True, rhythm_patterns=True, pattern_evidence=True)),
                              generator=torch.Generator().manual_seed(0))
     torch.save(statistics, tmp_path / "statistics.pt")
     model = AutoModel.from_pretrained(str(tmp_path)).eval()
