@@ -72,19 +72,17 @@ def rows(args) -> list[dict]:
         plan.append({"model": "stroke statistics + boosted trees", "recipe": "stroke_statistics.yaml", "task": task,
                      "set": [strokes_from, f"statistics_head={TREES}"]})
     heads = (("MLP", []), ("boosted trees", [f"statistics_head={TREES}"]))
-    for task in args.unevidenced_tasks.split(",") if args.unevidenced_tasks else []:
+    for task in args.evidence_tasks.split(",") if args.evidence_tasks else []:
         for head, head_set in heads:
-            plan.append({"model": f"stroke statistics + {head}, no pattern evidence", "task": task,
-                         "recipe": "stroke_statistics.yaml",
-                         "set": [strokes_from, *head_set, "pattern_evidence=false"]})
+            plan.append({"model": f"stroke statistics + {head}, pattern evidence", "task": task,
+                         "recipe": "stroke_statistics.yaml", "set": [strokes_from, *head_set, "pattern_evidence=true"]})
     for task in args.unpatterned_tasks.split(",") if args.unpatterned_tasks else []:
         for head, head_set in heads:
             plan.append({"model": f"stroke statistics + {head}, no rhythm patterns", "recipe": "stroke_statistics.yaml",
-                         "task": task, "set": [strokes_from, *head_set, "rhythm_patterns=false",
-                                               "pattern_evidence=false"]})
+                         "task": task, "set": [strokes_from, *head_set, "rhythm_patterns=false"]})
     for task in args.untimed_tasks.split(",") if args.untimed_tasks else []:
         plan.append({"model": "stroke statistics + MLP, no tempo", "recipe": "stroke_statistics.yaml", "task": task,
-                     "set": [strokes_from, "use_tempo=false", "rhythm_patterns=false", "pattern_evidence=false"]})
+                     "set": [strokes_from, "use_tempo=false", "rhythm_patterns=false"]})
     for task in CLIP_TASKS:
         plan.append({"model": "CNN from scratch", "recipe": "quickstart.yaml", "task": task, "set": []})
     for task in args.stroke_tasks.split(",") if args.stroke_tasks else []:
@@ -147,8 +145,8 @@ def main() -> None:
     parser.add_argument("--finetune-tasks", default="overall_score,skill_binary")
     parser.add_argument("--stroke-tasks", default="overall_score,skill_binary",
                         help="clip tasks of the stroke-aware rows (with and without the stroke loss)")
-    parser.add_argument("--unevidenced-tasks", default=",".join(CLIP_TASKS),
-                        help="clip tasks of the stroke-statistics rows without the pattern evidence (both heads)")
+    parser.add_argument("--evidence-tasks", default=",".join(CLIP_TASKS),
+                        help="clip tasks of the stroke-statistics rows with the pattern evidence (both heads)")
     parser.add_argument("--unpatterned-tasks", default=",".join(CLIP_TASKS),
                         help="clip tasks of the stroke-statistics rows without the rhythm patterns (both heads)")
     parser.add_argument("--untimed-tasks", default="overall_score,skill_binary",

@@ -571,7 +571,8 @@ def test_a_clip_model_scores_from_the_strokes_a_trained_stroke_model_finds(strok
     from safetensors.torch import load_file
 
     recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml",
-                                   _stroke_statistics_recipe(stroke_run, synthetic_dir, tmp_path))
+                                   _stroke_statistics_recipe(stroke_run, synthetic_dir, tmp_path,
+                                                             "pattern_evidence=true"))
     results = run(recipe, training)
     assert "r2" in results["metrics"] and results["task"] == "overall_score"
     trained, front_end = load_file(tmp_path / "model.safetensors"), load_file(stroke_run / "model.safetensors")
@@ -854,7 +855,7 @@ def test_a_clip_model_scores_its_stroke_statistics_with_boosted_trees_fitted_on_
     assert (result["label"] is not None) if task == "skill4" else np.isfinite(result["scores"]["overall_score"])
     # Its own code (boosted_trees.py travels with the modelling file) gives the same outputs, without sousa_hf or
     # scikit-learn imported.
-    statistics = torch.randn(3, len(statistic_names(use_tempo=True, rhythm_patterns=True, pattern_evidence=True)),
+    statistics = torch.randn(3, len(statistic_names(use_tempo=True, rhythm_patterns=True)),
                              generator=torch.Generator().manual_seed(0))
     torch.save(statistics, tmp_path / "statistics.pt")
     model = AutoModel.from_pretrained(str(tmp_path)).eval()
