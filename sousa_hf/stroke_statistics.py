@@ -352,7 +352,8 @@ def _evidence_statistics(grid: torch.Tensor | None, found_ms: torch.Tensor, curv
     at = torch.round(grid / curves.frame_ms).long()[:, None] + torch.arange(-reach, reach + 1)  # (positions, frames)
     distance = at * curves.frame_ms - grid[:, None]
     inside = (at >= 0) & (at < frames) & (distance.abs() <= PATTERN_MATCH_CAP_MS)
-    near = torch.where(inside, probability[at.clamp(0, frames - 1)], probability.new_zeros(()))
+    at = at.clamp(0, frames - 1)
+    near = torch.where(inside, probability[at], probability.new_zeros(()))
     evidence = torch.where(distance.abs() <= EVIDENCE_WINDOW_MS, near, near.new_zeros(())).amax(dim=1)
     unfound = ((found_ms[None, :] - grid[:, None]).abs() <= EVIDENCE_WINDOW_MS).any(dim=1).logical_not()
     values = [evidence.mean(), torch.quantile(evidence, 0.1), (evidence < 0.5).double().mean(),
@@ -364,7 +365,7 @@ def _evidence_statistics(grid: torch.Tensor | None, found_ms: torch.Tensor, curv
         return values + [zero] * (len(EVIDENCE_STATISTICS) - len(values))
     deviation = distance.gather(1, peak[:, None])[:, 0][heard]
     weight = strength[heard]
-    loudness = velocity[at.clamp(0, frames - 1).gather(1, peak[:, None])[:, 0]][heard]
+    loudness = velocity[at.gather(1, peak[:, None])[:, 0]][heard]
     magnitude = deviation.abs()
     return values + [magnitude.mean(), deviation.std(unbiased=False), torch.quantile(magnitude, 0.9),
                      magnitude.median(), deviation.mean(), (weight * magnitude).sum() / weight.sum(),
