@@ -25,7 +25,8 @@ from .data.tier_confidence import SKILL_TIERS
 from .recipe import Recipe, read_saved_recipe
 
 # Recipe keys worth a row in the card's hyper-parameter table (the TrainingArguments values all are).
-RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "strokes_from", "length", "feature_extractor_config",
+RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "strokes_from", "length", "augmentation",
+                          "feature_extractor_config",
                           "temporal_blocks", "temporal_gru", "aux_strokes", "use_tempo", "rhythm_patterns",
                           "pattern_evidence", "class_weights", "regression_loss", "huber_delta",
                           "target_weights", "classifier_dropout", "early_stopping_patience")

@@ -58,6 +58,8 @@ class Recipe:
         pattern_evidence: with `rhythm_patterns`, add the statistics of the stroke model's onset probability and
             velocity at each notated position of that rhythm (`sousa_hf.stroke_statistics.EVIDENCE_STATISTICS`).
         length: the adapter's `LengthPolicy` (`max_seconds`, `train_crop`, `eval_crop`).
+        augmentation: `WaveformAugmentation` (`speed`, `eq_db`, `eq_bands`, `noise_snr_db`, `gain_db`): random
+            changes to each training clip (stroke times follow `speed`); empty: none.
         pooling, classifier_dropout, regression_loss, huber_delta, target_weights: see `SousaConfig`.
         training_mode: `full`, `freeze_feature_encoder`, `freeze_backbone` or `lora`.
         lora: `LoraSettings` (`rank`, `alpha`, `dropout`, `target_modules`).
@@ -90,6 +92,7 @@ class Recipe:
     feature_extractor: str | None = None
     feature_extractor_config: dict[str, Any] = field(default_factory=dict)
     length: dict[str, Any] = field(default_factory=dict)
+    augmentation: dict[str, Any] = field(default_factory=dict)
     pooling: str = "mean"
     classifier_dropout: float = 0.1
     regression_loss: str = "mse"
@@ -128,7 +131,8 @@ TRAINING_KEYS = {f.name for f in dataclasses.fields(TrainingArguments) if f.init
 _DICT_KEYS = {name for name in RECIPE_KEYS if isinstance(getattr(Recipe(), name), dict)}
 # The keys that make a run's model and data: a checkpoint resumes only under a recipe that agrees on them.
 RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "backbone", "backbone_config",
-                     "feature_extractor", "feature_extractor_config", "length", "pooling", "classifier_dropout",
+                     "feature_extractor", "feature_extractor_config", "length", "augmentation", "pooling",
+                     "classifier_dropout",
                      "regression_loss", "huber_delta", "target_weights", "temporal_blocks", "temporal_gru",
                      "aux_strokes", "use_tempo", "strokes_from", "statistics_head", "boosted_trees",
                      "rhythm_patterns", "pattern_evidence", "stroke_onset_weight", "stroke_cluster_ms",
@@ -246,6 +250,7 @@ def changed_keys(recipe: Recipe, training: dict[str, Any], earlier: dict[str, An
 def _comparable(values: dict[str, Any]) -> dict[str, Any]:
     """Recipe values as written to recipe.yaml (tuples become lists), with defaults (`length`/`lora` too) filled in."""
     from .adapters import LengthPolicy
+    from .adapters.augmentation import WaveformAugmentation
     from .boosted_trees import BoostedTreesSettings
     from .training_modes import LoraSettings
 
@@ -253,4 +258,5 @@ def _comparable(values: dict[str, Any]) -> dict[str, Any]:
     values["length"] = LengthPolicy(**values["length"] or {}).to_dict()
     values["lora"] = yaml.safe_load(yaml.safe_dump(dataclasses.asdict(LoraSettings(**values["lora"] or {}))))
     values["boosted_trees"] = BoostedTreesSettings(**values.get("boosted_trees") or {}).to_dict()
+    values["augmentation"] = WaveformAugmentation(**values.get("augmentation") or {}).to_dict()
     return values

@@ -47,6 +47,7 @@ RECIPE_RANGES: dict[str, tuple] = {
 def check_recipe(recipe) -> None:
     """Refuse a `Recipe` value that would only fail later (after the data is loaded): each error names the key."""
     from .adapters import LengthPolicy
+    from .adapters.augmentation import WaveformAugmentation
     from .adapters.preprocessing import CACHES
     from .backbones import parse_backbone
     from .boosted_trees import BoostedTreesSettings
@@ -97,8 +98,12 @@ def check_recipe(recipe) -> None:
     if recipe.boosted_trees and recipe.statistics_head != "boosted_trees":
         raise SousaDataError("recipe key boosted_trees: its settings are for statistics_head: boosted_trees, but "
                              f"statistics_head is {recipe.statistics_head!r}")
+    if recipe.augmentation and recipe.cache in ("features", "backbone"):
+        raise SousaDataError(f"recipe key augmentation: it changes each training clip on access, and cache "
+                             f"{recipe.cache!r} stores fixed inputs made once; use cache: waveform (or none), or "
+                             "leave augmentation out")
     entries = {"length": LengthPolicy, "lora": LoraSettings, "filters": filter_sousa,
-               "boosted_trees": BoostedTreesSettings}
+               "boosted_trees": BoostedTreesSettings, "augmentation": WaveformAugmentation}
     for key, owner in entries.items():
         value = getattr(recipe, key)
         allowed = ({f.name for f in dataclasses.fields(owner)} if dataclasses.is_dataclass(owner)
@@ -115,7 +120,8 @@ def check_recipe(recipe) -> None:
                 _check_value(f"{key}.{entry}", item, owner_hints[entry], None)
     if recipe.length.get("max_seconds") is not None:
         _check_range("length.max_seconds", recipe.length["max_seconds"], _POSITIVE)
-    for key, owner in (("length", LengthPolicy), ("boosted_trees", BoostedTreesSettings)):
+    for key, owner in (("length", LengthPolicy), ("boosted_trees", BoostedTreesSettings),
+                       ("augmentation", WaveformAugmentation)):
         try:
             owner(**getattr(recipe, key))
         except ValueError as err:

@@ -20,6 +20,7 @@ import torch
 from transformers import EarlyStoppingCallback, TrainerCallback, TrainingArguments, set_seed
 
 from .adapters import LengthPolicy
+from .adapters.augmentation import WaveformAugmentation
 from .adapters.collator import SousaCollator
 from .adapters.preprocessing import prepare_inputs
 from .backbone_cache import cache_backbone_outputs
@@ -243,7 +244,7 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
     input_cache = None if recipe.cache == "backbone" else recipe.cache  # the backbone cache is made above
     with args.main_process_first(desc="caching model inputs"):
         train = prepare_inputs(splits["train"], adapter, train=True, cache=input_cache, num_proc=recipe.num_proc,
-                               seed=args.seed)
+                               seed=args.seed, augmentation=WaveformAugmentation(**recipe.augmentation))
         evaluation = prepare_inputs(splits[recipe.eval_split], adapter, cache=input_cache, num_proc=recipe.num_proc)
     # Trees are fitted, not trained: no gradient steps, nothing to resume.
     fitted_trees = (fit_statistics_trees(model, splits["train"], splits[recipe.eval_split], task, weights)

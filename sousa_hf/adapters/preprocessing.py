@@ -23,6 +23,7 @@ from datasets import Array2D, Array3D, Dataset, DatasetDict, Features, IterableD
 
 from ..data.audio import decode_audio
 from ..data.errors import SousaDataError
+from .augmentation import WaveformAugmentation
 from .base import AudioAdapter
 
 LABEL_COLUMNS = ("labels", "labels_mask")
@@ -39,24 +40,35 @@ _IMPORTING_PID = os.getpid()  # a forked `map` worker inherits it and has anothe
 class ModelInputs:
     """The batched function both paths run: SOUSA rows (decoded or stored audio) -> model inputs + labels."""
 
-    def __init__(self, adapter: AudioAdapter, train: bool, seed: int = 0, source: str = "audio"):
+    def __init__(self, adapter: AudioAdapter, train: bool, seed: int = 0, source: str = "audio",
+                 augmentation: WaveformAugmentation | None = None):
         self.adapter = adapter
         self.train = train
+        self.augmentation = augmentation if train and augmentation is not None and augmentation.enabled else None
         self.source = source  # "audio" (a SOUSA audio cell) or "waveform" (this module's int16 cache)
         self.generator = np.random.default_rng(seed)
         self.code = preprocessing_code_digest()  # part of the cache fingerprint: new code, new cache
 
     def __call__(self, batch: dict) -> dict:
         _single_threaded_in_workers()
-        prepared = [self.adapter.prepare(array, rate, train=self.train, generator=self.generator, return_start=True)
-                    for array, rate in self._clips(batch)]
+        prepared, speeds = [], []
+        for array, rate in self._clips(batch):
+            speed = 1.0
+            if self.augmentation is not None:  # the whole clip: its crop then keeps 4 s of the new tempo
+                array, speed = self.augmentation.retime(array, rate, self.generator)
+            clip, start = self.adapter.prepare(array, rate, train=self.train, generator=self.generator,
+                                               return_start=True)
+            if self.augmentation is not None:
+                clip = self.augmentation.colour(clip, self.adapter.sampling_rate, self.generator)
+            prepared.append((clip, start))
+            speeds.append(speed)
         out: dict[str, list] = dict(self.adapter.extract_each([array for array, _ in prepared], train=self.train))
         for column in PASSED_COLUMNS:
             if column in batch:
                 out[column] = batch[column]
         if "stroke_onsets" in batch:
             kept = [(start, array.size / self.adapter.sampling_rate) for array, start in prepared]
-            out.update(_strokes_in_crops(batch, kept))
+            out.update(_strokes_in_crops(batch, kept, speeds))
         return out
 
     def _clips(self, batch: dict) -> list[tuple[np.ndarray, int]]:
@@ -69,11 +81,12 @@ class ModelInputs:
         return [decode_audio(cell, sample_id) for cell, sample_id in zip(batch["audio"], ids)]
 
 
-def _strokes_in_crops(batch: dict, kept: list[tuple[float, float]]) -> dict[str, list]:
-    """The stroke labels of the part of each clip that was kept (`(start, seconds)`), timed from its start."""
+def _strokes_in_crops(batch: dict, kept: list[tuple[float, float]], speeds: list[float]) -> dict[str, list]:
+    """The stroke labels of the part of each clip that was kept (`(start, seconds)`, of the clip played at
+    `speeds`), timed from its start."""
     out = {column: [] for column in STROKE_COLUMNS}
-    for i, (start, seconds) in enumerate(kept):
-        onsets = np.asarray(batch["stroke_onsets"][i], dtype=np.float64) - 1000.0 * start
+    for i, ((start, seconds), speed) in enumerate(zip(kept, speeds)):
+        onsets = np.asarray(batch["stroke_onsets"][i], dtype=np.float64) / speed - 1000.0 * start
         inside = (onsets >= 0) & (onsets < 1000.0 * seconds)
         out["stroke_onsets"].append(onsets[inside].tolist())
         for column in STROKE_COLUMNS[1:]:
@@ -82,7 +95,7 @@ def _strokes_in_crops(batch: dict, kept: list[tuple[float, float]]) -> dict[str,
 
 
 def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache: str | None = None,
-                   num_proc: int | None = None, seed: int = 0):
+                   num_proc: int | None = None, seed: int = 0, augmentation: WaveformAugmentation | None = None):
     """Turn SOUSA rows (after `prepare_task`) into an adapter's model inputs plus `labels`/`labels_mask`.
 
     Args:
@@ -92,24 +105,35 @@ def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache
         cache: `None` (on the fly), `"features"` or `"waveform"` (see the module docstring);
             caching needs a `Dataset` (not streaming).
         num_proc: processes for the cache's `map`.
-        seed: seeds the training crops.
+        seed: seeds the training crops (and the augmentation).
+        augmentation: random changes to each training clip (`train=True` only), made on access: the
+            `waveform` cache or none, not `features`.
     """
     if isinstance(dataset, (DatasetDict, IterableDatasetDict)):
         return type(dataset)({name: prepare_inputs(split, adapter, train=train, cache=cache, num_proc=num_proc,
-                                                   seed=seed) for name, split in dataset.items()})
+                                                   seed=seed, augmentation=augmentation)
+                              for name, split in dataset.items()})
     if cache is not None and cache not in CACHES:
         raise SousaDataError(f"unknown cache {cache!r}; expected None (on the fly), 'features' or 'waveform' "
                              "('backbone' caches are made by sousa_hf.backbone_cache.cache_backbone_outputs)")
+    augmentation = augmentation if train and augmentation is not None and augmentation.enabled else None
+    if augmentation is not None and cache == "features":
+        raise SousaDataError("augmentation changes each training clip on access, and cache='features' stores one "
+                             "fixed version of each; use cache='waveform' (or none) with augmentation")
     if isinstance(dataset, IterableDataset):
         if cache is not None:
             raise SousaDataError("a streamed dataset cannot be cached; use cache=None (on the fly) when streaming")
         # A decoded stream has no known columns to drop; the collator keeps just what it needs.
         drop = [c for c in (dataset.column_names or []) if c not in PASSED_COLUMNS]
-        return dataset.map(ModelInputs(adapter, train, seed), batched=True, batch_size=8, remove_columns=drop or None)
+        return dataset.map(ModelInputs(adapter, train, seed, augmentation=augmentation), batched=True, batch_size=8,
+                           remove_columns=drop or None)
 
     cached = [c for c in ("cached_layer_stats", "cached_hidden_states", "cached_stroke_statistics")
               if c in dataset.column_names]
     if cached:  # a frozen backbone's outputs (sousa_hf.backbone_cache): read as they are
+        if augmentation is not None:
+            raise SousaDataError("augmentation changes the audio, and these rows hold a frozen backbone's outputs "
+                                 "computed once; leave augmentation out with cache='backbone'")
         passed = [c for c in PASSED_COLUMNS if c in dataset.column_names]
         return dataset.with_format("numpy", columns=[*cached, *passed])
     drop = [c for c in dataset.column_names if c not in PASSED_COLUMNS]
@@ -117,7 +141,7 @@ def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache
     # objects on every access costs as much as resampling.
     needed = [c for c in ("audio", "sample_id", *PASSED_COLUMNS) if c in dataset.column_names]
     if cache is None:
-        return dataset.with_transform(ModelInputs(adapter, train, seed), columns=needed)
+        return dataset.with_transform(ModelInputs(adapter, train, seed, augmentation=augmentation), columns=needed)
     if cache == "features":
         # The evaluation crop whatever `train` says: a cache holds one crop of each clip.
         if train and adapter.max_seconds is not None and adapter.length.train_crop != adapter.length.eval_crop:
@@ -129,7 +153,7 @@ def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache
                            desc=f"Caching {adapter.name} features").with_format("numpy")
     waveforms = dataset.map(_Int16Waveform(adapter), batched=True, batch_size=8, num_proc=num_proc,
                             remove_columns=drop, desc=f"Caching {adapter.sampling_rate} Hz int16 audio")
-    return waveforms.with_transform(ModelInputs(adapter, train, seed, source="waveform"))
+    return waveforms.with_transform(ModelInputs(adapter, train, seed, source="waveform", augmentation=augmentation))
 
 
 
