@@ -6,7 +6,8 @@
 Rows: the suite's CNN from scratch (`recipes/quickstart.yaml`), the frozen whisper-tiny.en and
 whisper-base probes (`recipes/whisper_base_probe.yaml`: one backbone pass per checkpoint serves all
 five tasks), whisper-base fine-tuned (`recipes/whisper_base_finetune.yaml`), stroke transcription
-(`recipes/strokes_cnn.yaml`), every clip task scored from the strokes that model finds
+(`recipes/strokes_cnn.yaml`, and the same with waveform augmentation: `--set augmentation=...`), every clip task
+scored from the strokes that model finds (and from the augmented model's, with both heads)
 (`recipes/stroke_statistics.yaml`, with and without the pattern evidence, the rhythm patterns and the tempo, and with
 gradient-boosted trees in place of its MLP: `--set statistics_head=boosted_trees`), the same with whisper-tiny.en
 fine-tuned for the strokes (`recipes/whisper_strokes.yaml`, `recipes/whisper_stroke_statistics.yaml`) and the
@@ -51,6 +52,9 @@ CLIP_TASKS = TASKS[:5]
 
 
 STROKE_MODEL = "CNN, 5 ms frames"
+AUGMENTED_STROKE_MODEL = "CNN, 5 ms frames, augmented"
+# What the augmented stroke row trains with (`sousa_hf.adapters.augmentation.WaveformAugmentation`).
+AUGMENTATION = "augmentation={speed: 0.1, eq_db: 6, noise_snr_db: [30, 50]}"
 TREES = "boosted_trees"
 WHISPER_STROKE_MODEL = "whisper-tiny.en fine-tuned"
 
@@ -83,6 +87,21 @@ def rows(args) -> list[dict]:
     for task in args.untimed_tasks.split(",") if args.untimed_tasks else []:
         plan.append({"model": "stroke statistics + MLP, no tempo", "recipe": "stroke_statistics.yaml", "task": task,
                      "set": [strokes_from, "use_tempo=false", "rhythm_patterns=false"]})
+    if args.augmented_tasks:
+        augmented = {"model": AUGMENTED_STROKE_MODEL, "recipe": "strokes_cnn.yaml", "task": "strokes",
+                     "set": [AUGMENTATION]}
+        plan.append(augmented)
+        augmented_from = f"strokes_from={output_dir(Path(args.out), augmented)}"
+        for task in args.augmented_tasks.split(","):
+            for head, head_set in heads:
+                plan.append({"model": f"augmented strokes + stroke statistics + {head}", "task": task,
+                             "recipe": "stroke_statistics.yaml", "strokes_row": AUGMENTED_STROKE_MODEL,
+                             "set": [augmented_from, *head_set]})
+        for task in args.augmented_evidence_tasks.split(",") if args.augmented_evidence_tasks else []:
+            for head, head_set in heads:
+                plan.append({"model": f"augmented strokes + stroke statistics + {head}, pattern evidence",
+                             "task": task, "recipe": "stroke_statistics.yaml", "strokes_row": AUGMENTED_STROKE_MODEL,
+                             "set": [augmented_from, *head_set, "pattern_evidence=true"]})
     for task in CLIP_TASKS:
         plan.append({"model": "CNN from scratch", "recipe": "quickstart.yaml", "task": task, "set": []})
     for task in args.stroke_tasks.split(",") if args.stroke_tasks else []:
@@ -151,6 +170,11 @@ def main() -> None:
                         help="clip tasks of the stroke-statistics rows without the rhythm patterns (both heads)")
     parser.add_argument("--untimed-tasks", default="overall_score,skill_binary",
                         help="clip tasks of the stroke-statistics rows without the tempo")
+    parser.add_argument("--augmented-tasks", default=",".join(CLIP_TASKS),
+                        help="clip tasks scored from the augmented stroke row's model (both heads); empty: no "
+                             "augmented rows")
+    parser.add_argument("--augmented-evidence-tasks", default="skill_binary",
+                        help="clip tasks scored from the augmented stroke row's model with the pattern evidence")
     parser.add_argument("--out", default="runs/table", help="run folders and table.json")
     parser.add_argument("--only", default=None, help="run only the rows whose model contains this text")
     parser.add_argument("--print-only", action="store_true", help="train nothing: print the table of OUT/table.json")

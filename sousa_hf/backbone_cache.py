@@ -127,9 +127,8 @@ class BackboneOutputs:
             if model.config.use_tempo and None in tempi:
                 raise SousaDataError("the stroke statistics' grid needs each clip's tempo_bpm (use_tempo)")
             config = model.config
-            evidence_ms = config.frame_seconds * 1000.0 if config.pattern_evidence else None
             return [take_statistics(transcribe_take(model, self.adapter, take, tempo), tempo, config.rhythm_patterns,
-                                    evidence_ms).float().numpy() for take, tempo in zip(arrays, tempi)]
+                                    config.evidence_frame_ms).float().numpy() for take, tempo in zip(arrays, tempi)]
         inputs = self.adapter(arrays, sampling_rate=self.adapter.sampling_rate)
         device = next(sousa.parameters()).device
         inputs = {key: value.to(device) for key, value in inputs.items()}

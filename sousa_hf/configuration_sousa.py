@@ -214,6 +214,11 @@ class SousaConfig(PretrainedConfig):
         """How many outputs per frame the stroke head has: onset, velocity, grace (and the cluster outputs)."""
         return len(STROKE_OUTPUTS) + (len(STROKE_CLUSTER_OUTPUTS) if self.stroke_cluster_ms else 0)
 
+    @property
+    def evidence_frame_ms(self) -> float | None:
+        """The frame spacing the pattern evidence reads the stroke head's outputs at (`None`: no pattern evidence)."""
+        return self.frame_seconds * 1000.0 if self.pattern_evidence else None
+
 
 def _backbone_config(config: PretrainedConfig | dict | None) -> PretrainedConfig:
     if config is None:

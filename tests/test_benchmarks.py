@@ -65,7 +65,7 @@ def test_a_row_is_measured_again_when_its_recipe_its_stroke_model_or_its_statist
         (tmp_path / "sousa_hf" / name).write_text("")
     plan = {(row["model"], row["task"]): row for row in table.rows(table.argparse.Namespace(
         out="runs/table", untimed_tasks="", unpatterned_tasks="", evidence_tasks="", stroke_tasks="", whisper_tiny=None,
-        whisper_base=None))}
+        whisper_base=None, augmented_tasks="overall_score", augmented_evidence_tasks=""))}
     strokes, statistics = plan[table.STROKE_MODEL, "strokes"], plan["stroke statistics + MLP", "overall_score"]
     trees = plan["stroke statistics + boosted trees", "overall_score"]
     mlp_digest, trees_digest = (table.measured_with(row, tmp_path, {}) for row in (statistics, trees))
@@ -78,6 +78,11 @@ def test_a_row_is_measured_again_when_its_recipe_its_stroke_model_or_its_statist
     done[f"{table.STROKE_MODEL} | strokes"]["metrics"]["onset_f1_25ms"] = 0.87  # the stroke model trained again
     assert table.measured_with(strokes, tmp_path, done) == before[0]
     assert table.measured_with(statistics, tmp_path, done) != before[1]
+    augmented = plan["augmented strokes + stroke statistics + MLP", "overall_score"]
+    assert "strokes_from=runs/table/cnn-5-ms-frames-augmented-strokes" in augmented["set"]
+    before_augmented = table.measured_with(augmented, tmp_path, done)
+    done[f"{table.AUGMENTED_STROKE_MODEL} | strokes"] = {"metrics": {"onset_f1_25ms": 0.88}}
+    assert table.measured_with(augmented, tmp_path, done) != before_augmented  # its own stroke row, not the plain one
     (tmp_path / "recipes" / "strokes_cnn.yaml").write_text("task: strokes\nnum_train_epochs: 16\n")
     assert table.measured_with(strokes, tmp_path, done) != before[0]
     after_training = table.measured_with(statistics, tmp_path, done)
@@ -106,7 +111,8 @@ def test_a_row_measured_again_trains_a_new_model_rather_than_reading_the_old_one
         return subprocess.CompletedProcess(argv, 0)
 
     monkeypatch.setattr(table.subprocess, "run", train)
-    monkeypatch.setattr(sys, "argv", ["results_table.py", "--only", table.STROKE_MODEL, "--out", str(tmp_path)])
+    monkeypatch.setattr(sys, "argv", ["results_table.py", "--only", table.STROKE_MODEL, "--out", str(tmp_path),
+                                      "--augmented-tasks", ""])
     table.main()
     assert seen == [[]]  # the old model was gone before training began
     entry = json.loads((tmp_path / "table.json").read_text())[key]
