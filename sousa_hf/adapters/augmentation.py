@@ -55,6 +55,11 @@ class WaveformAugmentation:
     def enabled(self) -> bool:
         return bool(self.speed or (self.eq_db and self.eq_bands) or self.noise_snr_db or self.gain_db)
 
+    @staticmethod
+    def for_split(augmentation: WaveformAugmentation | None, train: bool) -> WaveformAugmentation | None:
+        """The augmentation a split's clips get: `augmentation` for training when it changes anything, else `None`."""
+        return augmentation if train and augmentation is not None and augmentation.enabled else None
+
     def to_dict(self) -> dict:
         values = asdict(self)
         values["noise_snr_db"] = list(self.noise_snr_db) if self.noise_snr_db is not None else None

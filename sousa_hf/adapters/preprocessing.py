@@ -44,7 +44,7 @@ class ModelInputs:
                  augmentation: WaveformAugmentation | None = None):
         self.adapter = adapter
         self.train = train
-        self.augmentation = augmentation if train and augmentation is not None and augmentation.enabled else None
+        self.augmentation = WaveformAugmentation.for_split(augmentation, train)
         self.source = source  # "audio" (a SOUSA audio cell) or "waveform" (this module's int16 cache)
         self.generator = np.random.default_rng(seed)
         self.code = preprocessing_code_digest()  # part of the cache fingerprint: new code, new cache
@@ -116,7 +116,7 @@ def prepare_inputs(dataset, adapter: AudioAdapter, *, train: bool = False, cache
     if cache is not None and cache not in CACHES:
         raise SousaDataError(f"unknown cache {cache!r}; expected None (on the fly), 'features' or 'waveform' "
                              "('backbone' caches are made by sousa_hf.backbone_cache.cache_backbone_outputs)")
-    augmentation = augmentation if train and augmentation is not None and augmentation.enabled else None
+    augmentation = WaveformAugmentation.for_split(augmentation, train)
     if augmentation is not None and cache == "features":
         raise SousaDataError("augmentation changes each training clip on access, and cache='features' stores one "
                              "fixed version of each; use cache='waveform' (or none) with augmentation")
