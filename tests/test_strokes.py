@@ -489,6 +489,22 @@ def test_the_recall_benchmark_breaks_down_every_labelled_stroke(stroke_run, synt
         assert found == pytest.approx(matched), grouping
 
 
+def test_the_onset_functions_benchmark_sees_a_note_restarted_at_the_same_loudness():
+    onset_functions = load_benchmark("onset_functions")
+    rate = 16000
+    time = np.arange(rate) / rate
+    audio = 0.5 * np.sin(2 * np.pi * 440 * time)
+    audio[8000:] = 0.5 * np.sin(2 * np.pi * 440 * time[:8000] + 2.0)  # restarted at 500 ms, as loud as before
+    centres, functions = onset_functions.onset_functions(audio.astype(np.float32), rate)
+    inside = (centres > 50) & (centres < 950)
+    for name, values in functions.items():
+        assert abs(centres[inside][np.argmax(values[inside])] - 500) <= 15, name
+        steady = inside & (np.abs(centres - 500) > 40)
+        assert values[inside].max() > 5 * np.median(values[steady]), name
+    peaks = onset_functions.largest_near(functions["complex-domain deviation"], centres, np.array([500.0, 250.0]))
+    assert peaks[0] > 5 * peaks[1]
+
+
 def test_the_recall_benchmark_measures_how_much_the_sound_rises_at_each_stroke():
     stroke_recall = load_benchmark("stroke_recall")
     rate = 16000
