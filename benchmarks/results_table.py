@@ -8,8 +8,9 @@ whisper-base probes (`recipes/whisper_base_probe.yaml`: one backbone pass per ch
 five tasks), whisper-base fine-tuned (`recipes/whisper_base_finetune.yaml`), stroke transcription
 (`recipes/strokes_cnn.yaml`, and the same with waveform augmentation: `--set augmentation=...`), every clip task
 scored from the strokes that model finds (and from the augmented model's, with both heads)
-(`recipes/stroke_statistics.yaml`, with and without the pattern evidence, the rhythm patterns and the tempo, and with
-gradient-boosted trees in place of its MLP: `--set statistics_head=boosted_trees`), the same with whisper-tiny.en
+(`recipes/stroke_statistics.yaml`, with and without the pattern evidence, the pattern matches, the rhythm patterns and
+the tempo, and with gradient-boosted trees in place of its MLP: `--set statistics_head=boosted_trees`), the same with
+whisper-tiny.en
 fine-tuned for the strokes (`recipes/whisper_strokes.yaml`, `recipes/whisper_stroke_statistics.yaml`) and the
 stroke-aware CNN (`recipes/stroke_aware.yaml`) beside the same model without its stroke loss (`--set aux_strokes=0`),
 each trained on the training split, its
@@ -80,6 +81,10 @@ def rows(args) -> list[dict]:
         for head, head_set in heads:
             plan.append({"model": f"stroke statistics + {head}, pattern evidence", "task": task,
                          "recipe": "stroke_statistics.yaml", "set": [strokes_from, *head_set, "pattern_evidence=true"]})
+    for task in args.matches_tasks.split(",") if args.matches_tasks else []:
+        for head, head_set in heads:
+            plan.append({"model": f"stroke statistics + {head}, pattern matches", "task": task,
+                         "recipe": "stroke_statistics.yaml", "set": [strokes_from, *head_set, "pattern_matches=true"]})
     for task in args.unpatterned_tasks.split(",") if args.unpatterned_tasks else []:
         for head, head_set in heads:
             plan.append({"model": f"stroke statistics + {head}, no rhythm patterns", "recipe": "stroke_statistics.yaml",
@@ -166,6 +171,8 @@ def main() -> None:
                         help="clip tasks of the stroke-aware rows (with and without the stroke loss)")
     parser.add_argument("--evidence-tasks", default=",".join(CLIP_TASKS),
                         help="clip tasks of the stroke-statistics rows with the pattern evidence (both heads)")
+    parser.add_argument("--matches-tasks", default=",".join(CLIP_TASKS),
+                        help="clip tasks of the stroke-statistics rows with the pattern matches (both heads)")
     parser.add_argument("--unpatterned-tasks", default=",".join(CLIP_TASKS),
                         help="clip tasks of the stroke-statistics rows without the rhythm patterns (both heads)")
     parser.add_argument("--untimed-tasks", default="overall_score,skill_binary",

@@ -128,7 +128,8 @@ class BackboneOutputs:
                 raise SousaDataError("the stroke statistics' grid needs each clip's tempo_bpm (use_tempo)")
             config = model.config
             return [take_statistics(transcribe_take(model, self.adapter, take, tempo), tempo, config.rhythm_patterns,
-                                    config.evidence_frame_ms).float().numpy() for take, tempo in zip(arrays, tempi)]
+                                    config.evidence_frame_ms, config.pattern_matches).float().numpy()
+                    for take, tempo in zip(arrays, tempi)]
         inputs = self.adapter(arrays, sampling_rate=self.adapter.sampling_rate)
         device = next(sousa.parameters()).device
         inputs = {key: value.to(device) for key, value in inputs.items()}
@@ -171,7 +172,8 @@ class BackboneOutputs:
         if self.kind == "stroke_statistics":
             settings.update(stroke_threshold=self.sousa.config.stroke_threshold, use_tempo=self.sousa.config.use_tempo,
                             rhythm_patterns=self.sousa.config.rhythm_patterns,
-                            pattern_evidence=self.sousa.config.pattern_evidence)
+                            pattern_evidence=self.sousa.config.pattern_evidence,
+                            pattern_matches=self.sousa.config.pattern_matches)
         digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
         return digest.hexdigest()
 

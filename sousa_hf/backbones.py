@@ -81,7 +81,8 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
                 aux_strokes: float = 0.0,
                 use_tempo: bool = False, stroke_onset_weight: float = 1.0, stroke_cluster_ms: float = 0.0,
                 statistics_head: str = "mlp", boosted_trees: dict | None = None, rhythm_patterns: dict | None = None,
-                pattern_evidence: bool = False) -> tuple[SousaPreTrainedModel, AudioAdapter]:
+                pattern_evidence: bool = False, pattern_matches: bool = False
+                ) -> tuple[SousaPreTrainedModel, AudioAdapter]:
     """A SOUSA model for `task` on `backbone`, and the adapter that makes its inputs.
 
     Args:
@@ -105,6 +106,7 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         rhythm_patterns: with `pooling="stroke_statistics"` and `use_tempo`, the rhythms to measure takes against
             (`sousa_hf.data.rhythm_patterns.fit_rhythm_patterns`; see `SousaConfig`).
         pattern_evidence: with `rhythm_patterns`, read the stroke head at each notated position too (see `SousaConfig`).
+        pattern_matches: with `rhythm_patterns`, add how much worse than the best each rhythm matches (`SousaConfig`).
 
     Returns:
         `(model, adapter)`; a checkpoint's weights are loaded into the backbone, the head is new.
@@ -145,7 +147,7 @@ def build_model(task: str, backbone: str = "cnn:tiny", *, backbone_config: dict 
         aux_strokes=aux_strokes, use_tempo=use_tempo,
         stroke_onset_weight=stroke_onset_weight, stroke_cluster_ms=stroke_cluster_ms, statistics_head=statistics_head,
         boosted_trees=boosted_trees, rhythm_patterns=rhythm_patterns, pattern_evidence=pattern_evidence,
-        **kind_kwargs)
+        pattern_matches=pattern_matches, **kind_kwargs)
     model = _CLASSES[task.kind](sousa_config)
     if pretrained is not None:
         model.sousa.backbone.load_state_dict(pretrained.state_dict())

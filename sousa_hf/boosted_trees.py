@@ -72,8 +72,8 @@ class BoostedTrees(nn.Module):
     def forward(self, statistics: torch.Tensor) -> torch.Tensor:
         if statistics.shape[-1] != self.num_statistics:
             raise ValueError(f"expected {self.num_statistics} stroke statistics per clip, got {statistics.shape[-1]}: "
-                             "were they computed with the model's use_tempo, rhythm_patterns and pattern_evidence "
-                             "settings?")
+                             "were they computed with the model's use_tempo, rhythm_patterns, pattern_evidence and "
+                             "pattern_matches settings?")
         x = statistics.to(self.threshold.device, torch.float64)
         trees, nodes = self.feature.shape
         offset = torch.arange(trees, device=x.device) * nodes  # each tree's first node in the flattened arrays

@@ -109,6 +109,8 @@ class SousaConfig(PretrainedConfig):
         pattern_evidence: with `rhythm_patterns`, the statistics also read the stroke head's onset probability and
             velocity at each notated position of the matched rhythm (`sousa_hf.stroke_statistics.EVIDENCE_STATISTICS`):
             strokes the model heard below its threshold still tell their timing and velocity.
+        pattern_matches: with `rhythm_patterns`, the statistics end with how much worse than the best each pattern
+            matches the take (one a pattern: which rudiment's rhythm it is, and which others it could be).
     """
 
     model_type = "sousa"
@@ -124,7 +126,8 @@ class SousaConfig(PretrainedConfig):
                  stroke_threshold: float = 0.5, statistics_hidden_size: int = 256, stroke_onset_weight: float = 1.0,
                  stroke_cluster_ms: float = 0.0, stroke_statistics: list[str] | None = None,
                  statistics_head: str = "mlp", boosted_trees: dict | None = None,
-                 rhythm_patterns: dict | None = None, pattern_evidence: bool = False, **kwargs):
+                 rhythm_patterns: dict | None = None, pattern_evidence: bool = False, pattern_matches: bool = False,
+                 **kwargs):
         if task_kind not in TASK_KINDS:
             raise ValueError(f"unknown task_kind {task_kind!r}; expected one of {', '.join(TASK_KINDS)}")
         if pooling not in POOLINGS:
@@ -147,6 +150,9 @@ class SousaConfig(PretrainedConfig):
         if pattern_evidence and rhythm_patterns is None:
             raise ValueError("pattern_evidence reads the stroke head at the notated positions of the rhythm a take "
                              "plays: it needs rhythm_patterns")
+        if pattern_matches and rhythm_patterns is None:
+            raise ValueError("pattern_matches compares how well each rhythm pattern matches a take: it needs "
+                             "rhythm_patterns")
         if (task_kind == "strokes" or aux_strokes or pooling == "stroke_statistics") and not frame_seconds:
             raise ValueError("stroke outputs need frame_seconds, the time between the backbone's output frames")
         if task_kind == "classification":
@@ -197,6 +203,7 @@ class SousaConfig(PretrainedConfig):
         self.boosted_trees = (dict(boosted_trees or {}) if statistics_head == "boosted_trees" else None)
         self.rhythm_patterns = dict(rhythm_patterns) if rhythm_patterns is not None else None
         self.pattern_evidence = bool(pattern_evidence)
+        self.pattern_matches = bool(pattern_matches)
         super().__init__(**kwargs)
         # What Trainer leaves out of evaluation predictions: a clip head's per-frame stroke outputs are large.
         self.keys_to_ignore_at_inference = (["stroke_loss"] if task_kind == "strokes"
@@ -218,6 +225,11 @@ class SousaConfig(PretrainedConfig):
     def evidence_frame_ms(self) -> float | None:
         """The frame spacing the pattern evidence reads the stroke head's outputs at (`None`: no pattern evidence)."""
         return self.frame_seconds * 1000.0 if self.pattern_evidence else None
+
+    @property
+    def pattern_match_count(self) -> int:
+        """How many match statistics end the stroke statistics: one per rhythm pattern with `pattern_matches`."""
+        return len(self.rhythm_patterns["cycle_beats"]) if self.pattern_matches else 0
 
 
 def _backbone_config(config: PretrainedConfig | dict | None) -> PretrainedConfig:

@@ -28,7 +28,7 @@ from .recipe import Recipe, read_saved_recipe
 RECIPE_HYPERPARAMETERS = ("training_mode", "lora", "pooling", "strokes_from", "length", "augmentation",
                           "feature_extractor_config",
                           "temporal_blocks", "temporal_gru", "aux_strokes", "use_tempo", "rhythm_patterns",
-                          "pattern_evidence", "class_weights", "regression_loss", "huber_delta",
+                          "pattern_evidence", "pattern_matches", "class_weights", "regression_loss", "huber_delta",
                           "target_weights", "classifier_dropout", "early_stopping_patience")
 # TrainingArguments values that describe the machine or the run's files, not the training.
 NOT_HYPERPARAMETERS = {"output_dir", "logging_steps", "logging_dir", "report_to", "push_to_hub", "hub_model_id",
@@ -211,6 +211,8 @@ def _head_description(config: SousaConfig, task) -> str:
                      "stroke labels (laid from the take's first beat: a take must start on it)")
             if config.pattern_evidence:
                 grid += ", with the stroke head's onset probability and velocity read at each notated position"
+            if config.pattern_matches:
+                grid += ", and how much worse than the best each rhythm pattern matches"
         statistics = f"statistics of the strokes the stroke head finds (intervals, velocities, grace notes{grid})"
         if config.statistics_head == "boosted_trees":
             trees = config.boosted_trees
@@ -263,7 +265,8 @@ def _hyperparameters(recipe: dict, task) -> list[tuple[str, str]]:
               "regression": {"class_weights", "target_weights"}, "multitask": {"class_weights"},
               "strokes": {"class_weights", "regression_loss", "huber_delta", "target_weights"}}[task.kind]
     unused |= {key for key in ("temporal_blocks", "temporal_gru", "aux_strokes", "use_tempo", "rhythm_patterns",
-                               "pattern_evidence", "feature_extractor_config") if not recipe.get(key)}
+                               "pattern_evidence", "pattern_matches", "feature_extractor_config")
+                if not recipe.get(key)}
     if recipe.get("regression_loss") != "huber":
         unused.add("huber_delta")
     if recipe.get("training_mode") != "lora":

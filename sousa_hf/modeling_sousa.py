@@ -727,7 +727,8 @@ STROKE_LABELS = ("stroke_onsets", "stroke_velocities", "stroke_is_grace")
 def _check_stroke_statistics(config: SousaConfig) -> list[str]:
     """The statistics this code computes for `config`, recorded in it; a config that names others (a model trained
     with another version of `stroke_statistics.py`) is refused, naming what differs and how to load or retrain it."""
-    names = list(statistic_names(config.use_tempo, config.rhythm_patterns is not None, config.pattern_evidence))
+    names = list(statistic_names(config.use_tempo, config.rhythm_patterns is not None, config.pattern_evidence,
+                                 config.pattern_match_count))
     recorded = config.stroke_statistics
     if recorded is None:
         config.stroke_statistics = names
@@ -812,7 +813,8 @@ class _SousaHeadModel(SousaPreTrainedModel):
         logits = self.strokes(outputs.last_hidden_state)
         statistics = batch_statistics(logits, outputs.frame_mask, self.config.frame_seconds,
                                       self.config.stroke_threshold, tempo if self.config.use_tempo else None,
-                                      self.config.rhythm_patterns, self.config.pattern_evidence)
+                                      self.config.rhythm_patterns, self.config.pattern_evidence,
+                                      self.config.pattern_matches)
         return statistics, {"stroke_logits": logits, "frame_mask": outputs.frame_mask}
 
     @torch.no_grad()

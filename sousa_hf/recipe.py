@@ -57,6 +57,7 @@ class Recipe:
             strokes against the rhythm it plays best (`sousa_hf.data.rhythm_patterns`); saved with the model.
         pattern_evidence: with `rhythm_patterns`, add the statistics of the stroke model's onset probability and
             velocity at each notated position of that rhythm (`sousa_hf.stroke_statistics.EVIDENCE_STATISTICS`).
+        pattern_matches: with `rhythm_patterns`, add how much worse than the best each rhythm matches the take.
         length: the adapter's `LengthPolicy` (`max_seconds`, `train_crop`, `eval_crop`).
         augmentation: `WaveformAugmentation` (`speed`, `eq_db`, `eq_bands`, `noise_snr_db`, `gain_db`): random
             changes to each training clip (stroke times follow `speed`); empty: none.
@@ -107,6 +108,7 @@ class Recipe:
     boosted_trees: dict[str, Any] = field(default_factory=dict)
     rhythm_patterns: bool = False
     pattern_evidence: bool = False
+    pattern_matches: bool = False
     stroke_onset_weight: float = 1.0
     stroke_cluster_ms: float = 0.0
     training_mode: str = "full"
@@ -135,7 +137,8 @@ RUN_IDENTITY_KEYS = ("task", "data", "synthetic_samples", "synthetic_seed", "bac
                      "classifier_dropout",
                      "regression_loss", "huber_delta", "target_weights", "temporal_blocks", "temporal_gru",
                      "aux_strokes", "use_tempo", "strokes_from", "statistics_head", "boosted_trees",
-                     "rhythm_patterns", "pattern_evidence", "stroke_onset_weight", "stroke_cluster_ms",
+                     "rhythm_patterns", "pattern_evidence", "pattern_matches", "stroke_onset_weight",
+                     "stroke_cluster_ms",
                      "training_mode", "lora", "class_weights", "filters", "apply_default_filter", "bad_audio",
                      "max_train_samples")
 _SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")

@@ -95,6 +95,9 @@ def check_recipe(recipe) -> None:
     if recipe.pattern_evidence and not recipe.rhythm_patterns:
         raise SousaDataError("recipe key pattern_evidence: the stroke model is read at the notated positions of the "
                              "rhythm a take plays; it needs rhythm_patterns: true (or set pattern_evidence: false)")
+    if recipe.pattern_matches and not recipe.rhythm_patterns:
+        raise SousaDataError("recipe key pattern_matches: it compares how well each rhythm pattern matches a take; it "
+                             "needs rhythm_patterns: true (or set pattern_matches: false)")
     if recipe.boosted_trees and recipe.statistics_head != "boosted_trees":
         raise SousaDataError("recipe key boosted_trees: its settings are for statistics_head: boosted_trees, but "
                              f"statistics_head is {recipe.statistics_head!r}")

@@ -14,7 +14,9 @@ the pattern it plays best, laid from its first beat at the tempo, and each main 
 notated position gives the timing errors SOUSA's scores are made of (`_pattern_statistics`). With pattern evidence
 (`pattern_evidence`), the stroke head's onset probability is read at each notated position too: how sure the model is
 that each notated stroke is there, and where and how loud the strokes it heard below its threshold were
-(`_evidence_statistics`): a stroke it missed still tells the timing and the velocity of the take.
+(`_evidence_statistics`): a stroke it missed still tells the timing and the velocity of the take. With pattern
+matches (`pattern_matches`), how much worse than the best each pattern matches the take: which rudiment's rhythm
+it is, and which ones it could be.
 
 Imports only torch, so it travels as remote code beside `modeling_sousa.py`. `clip_strokes` (peaks of the onset
 probability, `pick_onsets`, and the strokes of each peak's cluster) is the decoding every stroke reader in the
@@ -72,6 +74,9 @@ EVIDENCE_STATISTICS = (
     "evidence_weighted_abs_ms", "evidence_velocity_mean", "evidence_velocity_std", "evidence_velocity_p10",
     "evidence_velocity_p90", "evidence_velocity_step", "evidence_coverage",
 )
+# How much worse each rhythm pattern matches a take than the best one (`pattern_matches`; they need the patterns),
+# one statistic per pattern, in the order of `rhythm_patterns`: 0 for the best, up to twice PATTERN_MATCH_CAP_MS.
+PATTERN_MATCH_PREFIX = "pattern_match_excess_ms_"
 EVIDENCE_WINDOW_MS = 25.0  # a notated position's evidence: the onset probability's peak this near it
 EVIDENCE_FLOOR = 0.05  # a peak below this near a notated position (within PATTERN_MATCH_CAP_MS) is no stroke at all
 # A stroke or notated position further than this from the nearest of the other counts as this far when patterns
@@ -81,11 +86,14 @@ SUBDIVISIONS = (1, 2, 3, 4, 6, 8)  # grid positions per beat tried for a rudimen
 CLOSE_PAIR_MS = 45.0  # strokes closer than this are one gesture: a flam, a drag, a diddle at speed
 
 
-def statistic_names(use_tempo: bool, rhythm_patterns: bool = False, pattern_evidence: bool = False
-                    ) -> tuple[str, ...]:
+def statistic_names(use_tempo: bool, rhythm_patterns: bool = False, pattern_evidence: bool = False,
+                    pattern_matches: int = 0) -> tuple[str, ...]:
+    """The statistics `clip_statistics` computes, in order; `pattern_matches`: how many patterns' match excesses
+    come last (the number of rhythm patterns with `pattern_matches` on, else 0)."""
     names = STATISTICS + TEMPO_STATISTICS if use_tempo else STATISTICS
     names = names + PATTERN_STATISTICS if rhythm_patterns else names
-    return names + EVIDENCE_STATISTICS if pattern_evidence else names
+    names = names + EVIDENCE_STATISTICS if pattern_evidence else names
+    return names + tuple(f"{PATTERN_MATCH_PREFIX}{index}" for index in range(pattern_matches))
 
 
 class FrameCurves(NamedTuple):
@@ -163,9 +171,9 @@ def fitted_grid_deviation(times_ms: torch.Tensor, tempo_bpm: float, subdivision:
 
 def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: torch.Tensor,
                     tempo_bpm: float | None = None, rhythm_patterns: dict | None = None,
-                    frame_curves: FrameCurves | None = None) -> torch.Tensor:
+                    frame_curves: FrameCurves | None = None, pattern_matches: bool = False) -> torch.Tensor:
     """One clip's statistics (`statistic_names(tempo_bpm is not None, rhythm_patterns is not None, frame_curves is
-    not None)`, in that order) from its strokes.
+    not None, pattern_matches and len(rhythm_patterns["cycle_beats"]))`, in that order) from its strokes.
 
     Args:
         time_ms: the strokes' onset times (any order), from the start of the take.
@@ -177,6 +185,7 @@ def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: tor
         frame_curves: the stroke head's onset probability and velocity per frame over the take the strokes were
             found in (needs the patterns); adds their statistics at the best match's positions
             (`EVIDENCE_STATISTICS`).
+        pattern_matches: add how much worse than the best each of the patterns matches (needs the patterns).
     """
     time_ms, velocity = time_ms.double().flatten(), velocity.double().flatten()
     is_grace = is_grace.bool().flatten()
@@ -219,13 +228,19 @@ def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: tor
     if rhythm_patterns is not None:
         if tempo_bpm is None:
             raise ValueError("rhythm patterns are laid at the tempo: pass tempo_bpm with rhythm_patterns")
-        match = match_rhythm_pattern(main_times, float(tempo_bpm), rhythm_patterns) if main_times.numel() > 1 else None
+        matches = (rhythm_pattern_matches(main_times, float(tempo_bpm), rhythm_patterns) if main_times.numel() > 1
+                   else [])
+        match = min(matches, key=lambda candidate: float(candidate[2])) if matches else None
         values += _pattern_statistics(main_times, match, rhythm_patterns)
     if frame_curves is not None:
         if rhythm_patterns is None:
             raise ValueError("pattern evidence is read at the notated positions: pass rhythm_patterns with "
                              "frame_curves")
         values += _evidence_statistics(None if match is None else match[1], time_ms, frame_curves)
+    if pattern_matches:
+        if rhythm_patterns is None:
+            raise ValueError("pattern matches compare the rhythm patterns: pass rhythm_patterns with pattern_matches")
+        values += _match_excesses(matches, match, len(rhythm_patterns["cycle_beats"]), zero)
     return torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in values]).float()
 
 
@@ -294,28 +309,46 @@ def _nearest(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return torch.where((values - grid[left]).abs() <= (grid[right] - values).abs(), grid[left], grid[right])
 
 
-def match_rhythm_pattern(times_ms: torch.Tensor, tempo_bpm: float, rhythm_patterns: dict
-                         ) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """The pattern of `rhythm_patterns` that a take's main strokes (ascending, two or more) play best: `(its index,
-    its positions up to the last stroke (ms), how well it matches (ms))`.
+def rhythm_pattern_matches(times_ms: torch.Tensor, tempo_bpm: float, rhythm_patterns: dict
+                           ) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """How well a take's main strokes (ascending, two or more) play each pattern of `rhythm_patterns`: `(its index,
+    its positions up to the last stroke (ms), the match (ms))` for every pattern with two positions within the take.
 
     The match is a symmetric distance: the mean distance of each stroke to the nearest notated position plus that
     of each notated position to the nearest stroke, each capped at `PATTERN_MATCH_CAP_MS`. The first term alone
     would pick the densest pattern; the second alone, the sparsest.
     """
     until = float(times_ms[-1]) + PATTERN_MATCH_CAP_MS
-    best = None
+    matches = []
     for index, (cycle, positions) in enumerate(zip(rhythm_patterns["cycle_beats"], rhythm_patterns["positions_beats"])):
         grid = pattern_positions_ms(cycle, positions, tempo_bpm, until, rhythm_patterns["origin_ms"])
         if len(grid) < 2:
             continue
         match = ((times_ms - _nearest(times_ms, grid)).abs().clamp(max=PATTERN_MATCH_CAP_MS).mean()
                  + (grid - _nearest(grid, times_ms)).abs().clamp(max=PATTERN_MATCH_CAP_MS).mean())
-        if best is None or match < best[2]:
-            best = (index, grid, match)
-    if best is None:
+        matches.append((index, grid, match))
+    return matches
+
+
+def match_rhythm_pattern(times_ms: torch.Tensor, tempo_bpm: float, rhythm_patterns: dict
+                         ) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """The pattern of `rhythm_patterns` that a take's main strokes (ascending, two or more) play best: `(its index,
+    its positions up to the last stroke (ms), how well it matches (ms))` (`rhythm_pattern_matches`)."""
+    matches = rhythm_pattern_matches(times_ms, tempo_bpm, rhythm_patterns)
+    if not matches:
         raise ValueError("no rhythm pattern has two positions within the take: are the patterns empty?")
-    return best
+    return min(matches, key=lambda candidate: float(candidate[2]))
+
+
+def _match_excesses(matches: list, best: tuple | None, count: int, zero: torch.Tensor) -> list[torch.Tensor]:
+    """How much worse than `best` each of `count` patterns matches (`rhythm_pattern_matches`' answer); a pattern
+    with no two positions within the take, the worst a match can be. All 0 for a take of fewer than two strokes."""
+    if best is None:
+        return [zero] * count
+    excess = [zero + 2 * PATTERN_MATCH_CAP_MS - best[2]] * count
+    for index, _, match in matches:
+        excess[index] = match - best[2]
+    return excess
 
 
 def _pattern_statistics(times_ms: torch.Tensor, match: tuple | None, rhythm_patterns: dict) -> list[torch.Tensor]:
@@ -375,7 +408,8 @@ def _evidence_statistics(grid: torch.Tensor | None, found_ms: torch.Tensor, curv
 
 def batch_statistics(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | None, frame_seconds: float,
                      threshold: float, tempo_bpm: torch.Tensor | None = None,
-                     rhythm_patterns: dict | None = None, pattern_evidence: bool = False) -> torch.Tensor:
+                     rhythm_patterns: dict | None = None, pattern_evidence: bool = False,
+                     pattern_matches: bool = False) -> torch.Tensor:
     """Each clip's statistics `(batch, statistics)` from a stroke head's logits `(batch, frames, outputs)`: its
     strokes (`clip_strokes`) with their velocities and grace flags, and with `pattern_evidence` the head's outputs
     at the notated positions (`FrameCurves`). No gradient flows through the peak picking."""
@@ -389,7 +423,7 @@ def batch_statistics(stroke_logits: torch.Tensor, frame_mask: torch.Tensor | Non
             curves = FrameCurves.from_logits(logits, frame_seconds * 1000.0) if pattern_evidence else None
             rows.append(clip_statistics(strokes["position"].float() * frame_seconds * 1000.0,
                                         strokes["velocity"].float(), strokes["is_grace"], tempo, rhythm_patterns,
-                                        curves))
+                                        curves, pattern_matches))
     return torch.stack(rows).to(stroke_logits.device)
 
 
@@ -414,7 +448,7 @@ class StrokeStatisticsEncoder(nn.Module):
         if statistics.shape[-1] != self.statistics_mean.numel():
             raise ValueError(f"expected {self.statistics_mean.numel()} stroke statistics per clip, got "
                              f"{statistics.shape[-1]}: were they computed with the model's use_tempo and "
-                             "rhythm_patterns and pattern_evidence settings?")
+                             "rhythm_patterns, pattern_evidence and pattern_matches settings?")
         return self.layers((statistics - self.statistics_mean) / self.statistics_std)
 
     @torch.no_grad()

@@ -228,7 +228,8 @@ def run(recipe: Recipe, training: dict | None = None, callbacks: list[TrainerCal
         aux_strokes=recipe.aux_strokes, use_tempo=recipe.use_tempo,
         stroke_onset_weight=recipe.stroke_onset_weight, stroke_cluster_ms=recipe.stroke_cluster_ms,
         statistics_head=recipe.statistics_head, rhythm_patterns=rhythm_patterns,
-        pattern_evidence=recipe.pattern_evidence, boosted_trees=BoostedTreesSettings(**recipe.boosted_trees).to_dict()
+        pattern_evidence=recipe.pattern_evidence, pattern_matches=recipe.pattern_matches,
+        boosted_trees=BoostedTreesSettings(**recipe.boosted_trees).to_dict()
         if recipe.statistics_head == "boosted_trees" else None)
     if recipe.strokes_from is not None:
         load_stroke_front_end(model, recipe.strokes_from, adapter.feature_extractor)

@@ -64,8 +64,8 @@ def test_a_row_is_measured_again_when_its_recipe_its_stroke_model_or_its_statist
     for name in ("boosted_trees.py", "tree_fitting.py"):
         (tmp_path / "sousa_hf" / name).write_text("")
     plan = {(row["model"], row["task"]): row for row in table.rows(table.argparse.Namespace(
-        out="runs/table", untimed_tasks="", unpatterned_tasks="", evidence_tasks="", stroke_tasks="", whisper_tiny=None,
-        whisper_base=None, augmented_tasks="overall_score", augmented_evidence_tasks=""))}
+        out="runs/table", untimed_tasks="", unpatterned_tasks="", evidence_tasks="", matches_tasks="", stroke_tasks="",
+        whisper_tiny=None, whisper_base=None, augmented_tasks="overall_score", augmented_evidence_tasks=""))}
     strokes, statistics = plan[table.STROKE_MODEL, "strokes"], plan["stroke statistics + MLP", "overall_score"]
     trees = plan["stroke statistics + boosted trees", "overall_score"]
     mlp_digest, trees_digest = (table.measured_with(row, tmp_path, {}) for row in (statistics, trees))

@@ -11,9 +11,11 @@ from sousa_hf.data.rhythm_patterns import fit_rhythm_patterns
 from sousa_hf.data.rudiments import sticking_pattern
 from sousa_hf.data.strokes import AUDIO_OFFSET_MS
 from sousa_hf.stroke_statistics import (
+    PATTERN_MATCH_CAP_MS,
     PATTERN_STATISTICS,
     clip_statistics,
     match_rhythm_pattern,
+    rhythm_pattern_matches,
     statistic_names,
 )
 
@@ -49,6 +51,55 @@ def test_a_take_is_matched_to_the_rhythm_it_plays_not_the_densest_or_the_sparses
     # missing positions are strokes too far from any of its own.
     index, _, match = match_rhythm_pattern(_take(2), TEMPO, PATTERNS)
     assert index == 2 and float(match) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_pattern_matches_say_how_much_worse_than_the_best_each_rhythm_matches():
+    # A fourth rhythm with one stroke in 64 beats has no two positions within an 8 s take: it matches worst of all.
+    patterns = {**PATTERNS, "cycle_beats": [*PATTERNS["cycle_beats"], 64.0],
+                "positions_beats": [*PATTERNS["positions_beats"], [0.0]]}
+    names = statistic_names(use_tempo=True, rhythm_patterns=True, pattern_matches=4)
+    assert names[-4:] == tuple(f"pattern_match_excess_ms_{index}" for index in range(4))
+    take = _take(1, jitter_ms=6.0)
+    values = clip_statistics(take, torch.full_like(take, 0.6), torch.zeros_like(take, dtype=torch.bool), TEMPO,
+                             patterns, pattern_matches=True)
+    statistics = dict(zip(names, values.tolist()))
+    assert len(values) == len(names)
+    matches = {index: float(match) for index, _, match in rhythm_pattern_matches(take, TEMPO, patterns)}
+    assert sorted(matches) == [0, 1, 2]
+    assert statistics["pattern_match_excess_ms_1"] == 0.0  # the triplets it plays
+    for index in (0, 2):
+        assert statistics[f"pattern_match_excess_ms_{index}"] == pytest.approx(matches[index] - matches[1], abs=1e-4)
+        assert statistics[f"pattern_match_excess_ms_{index}"] > 5.0
+    assert statistics["pattern_match_excess_ms_3"] == pytest.approx(2 * PATTERN_MATCH_CAP_MS - matches[1], abs=1e-4)
+    # The statistics before them are the same as without them; a take of one stroke matches nothing.
+    without = clip_statistics(take, torch.full_like(take, 0.6), torch.zeros_like(take, dtype=torch.bool), TEMPO,
+                              patterns)
+    assert torch.equal(values[:-4], without)
+    one = clip_statistics(take[:1], torch.full_like(take[:1], 0.6), torch.zeros(1, dtype=torch.bool), TEMPO,
+                          patterns, pattern_matches=True)
+    assert one[-4:].eq(0).all()
+    with pytest.raises(ValueError, match="rhythm_patterns"):
+        clip_statistics(take, torch.ones_like(take), torch.zeros_like(take, dtype=torch.bool), TEMPO, None,
+                        pattern_matches=True)
+
+
+def test_a_config_or_recipe_with_pattern_matches_needs_the_rhythm_patterns(tmp_path):
+    from pathlib import Path
+
+    from sousa_hf.adapters.base import LengthPolicy
+    from sousa_hf.backbones import build_model
+    from sousa_hf.recipe import load_recipe
+
+    settings = dict(backbone_config={"time_pooling": False}, pooling="stroke_statistics", use_tempo=True,
+                    pattern_matches=True, length=LengthPolicy(max_seconds=None))
+    with pytest.raises(ValueError, match="pattern_matches .* needs rhythm_patterns"):
+        build_model("rudiment40", "cnn:tiny", **settings)
+    model, _ = build_model("rudiment40", "cnn:tiny", rhythm_patterns=PATTERNS, **settings)
+    assert model.config.stroke_statistics[-3:] == [f"pattern_match_excess_ms_{index}" for index in range(3)]
+    assert model.stroke_statistics.statistics_mean.numel() == len(statistic_names(True, True, pattern_matches=3))
+    with pytest.raises(SousaDataError, match="pattern_matches.*rhythm_patterns: true"):
+        load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "stroke_statistics.yaml",
+                    [f"output_dir={tmp_path}", "rhythm_patterns=false", "pattern_matches=true"])
 
 
 def test_each_stroke_is_measured_from_its_notated_position_early_or_late_as_a_whole_and_drifting():

@@ -588,7 +588,7 @@ def test_a_clip_model_scores_from_the_strokes_a_trained_stroke_model_finds(strok
 
     recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml",
                                    _stroke_statistics_recipe(stroke_run, synthetic_dir, tmp_path,
-                                                             "pattern_evidence=true"))
+                                                             "pattern_evidence=true", "pattern_matches=true"))
     results = run(recipe, training)
     assert "r2" in results["metrics"] and results["task"] == "overall_score"
     trained, front_end = load_file(tmp_path / "model.safetensors"), load_file(stroke_run / "model.safetensors")
@@ -599,7 +599,9 @@ def test_a_clip_model_scores_from_the_strokes_a_trained_stroke_model_finds(strok
     # The rudiments' rhythms, learned from the training split's stroke labels, travel with the model.
     patterns = config["rhythm_patterns"]
     assert patterns["origin_ms"] == 0.0 and len(patterns["cycle_beats"]) == len(patterns["positions_beats"]) > 1
-    assert config["pattern_evidence"] and config["stroke_statistics"][-1] == "evidence_coverage"
+    matches = len(patterns["cycle_beats"])  # then how much worse than the best each rhythm matches, one a rhythm
+    assert config["pattern_evidence"] and config["stroke_statistics"][-matches - 1] == "evidence_coverage"
+    assert config["pattern_matches"] and config["stroke_statistics"][-1] == f"pattern_match_excess_ms_{matches - 1}"
     assert trained["stroke_statistics.statistics_std"].ne(1.0).any()  # standardised by the training split
     from sousa_hf.evaluation import evaluate_saved_model
 
@@ -618,22 +620,25 @@ def test_a_clip_model_scores_from_the_strokes_a_trained_stroke_model_finds(strok
     assert "frozen" in card and "two-layer MLP" in card and "grace notes" in card
     assert f"best-matching of {len(patterns['cycle_beats'])} rhythm patterns" in card
     assert "onset probability and velocity read at each notated position" in card
+    assert "how much worse than the best each rhythm pattern matches" in card
     assert 'predict_files(["take.wav"], tempo_bpm=120)' in card and "--tempo 120" in card
 
 
-@pytest.mark.parametrize("evidence", [False, True], ids=["strokes", "pattern-evidence"])
+@pytest.mark.parametrize("evidence", [False, True], ids=["strokes", "pattern-evidence-and-matches"])
 def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio(stroke_run, synthetic_dir, evidence):
     from sousa_hf.backbone_cache import BackboneOutputs, cache_backbone_outputs
     from sousa_hf.backbones import load_stroke_front_end
     from sousa_hf.stroke_statistics import EVIDENCE_STATISTICS
 
-    # With pattern evidence, the head's frame outputs are read at straight eighths' positions: the cache reads them
-    # from the whole take's transcription, the model from its forward pass.
-    patterns = {"origin_ms": 0.0, "cycle_beats": [1.0], "positions_beats": [[0.0, 0.5]]} if evidence else None
+    # With pattern evidence, the head's frame outputs are read at the positions of the better of straight eighths
+    # and sixteenths (and how much worse the other matches comes last): the cache reads them from the whole take's
+    # transcription, the model from its forward pass.
+    patterns = ({"origin_ms": 0.0, "cycle_beats": [1.0, 1.0], "positions_beats": [[0.0, 0.5], [0.0, 0.25, 0.5, 0.75]]}
+                if evidence else None)
     model, adapter = build_model("overall_score", "cnn:tiny", backbone_config={"time_pooling": False},
                                  feature_extractor_config={"hop_length": 220, "feature_size": 32}, temporal_blocks=2,
                                  pooling="stroke_statistics", use_tempo=True, length=LengthPolicy(max_seconds=None),
-                                 rhythm_patterns=patterns, pattern_evidence=evidence)
+                                 rhythm_patterns=patterns, pattern_evidence=evidence, pattern_matches=evidence)
     load_stroke_front_end(model, str(stroke_run), adapter.feature_extractor)
     assert not any(p.requires_grad for p in model.sousa.parameters()) and not model.strokes.weight.requires_grad
     split = load_sousa(synthetic_dir, split="validation").select(range(4))
@@ -649,8 +654,10 @@ def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio
         with pytest.raises(ValueError, match="tempo_bpm"):
             model(input_features=audio_inputs["input_features"], attention_mask=audio_inputs["attention_mask"])
     if evidence:
-        read = from_cache["cached_stroke_statistics"][:, -len(EVIDENCE_STATISTICS):]
+        read = from_cache["cached_stroke_statistics"][:, -len(EVIDENCE_STATISTICS) - 2 : -2]
         assert read[:, 0].gt(0).all() and read.ne(0).float().mean() > 0.5  # evidence_mean and most of the rest
+        excess = from_cache["cached_stroke_statistics"][:, -2:]  # the better rhythm's 0, the other's above it
+        assert excess.min(dim=1).values.eq(0).all() and excess.max(dim=1).values.gt(0).all()
     # What the cache depends on: another onset threshold (or stroke head) gives other statistics, another cache.
     before = BackboneOutputs(model, adapter, "stroke_statistics").digest()
     model.config.stroke_threshold += 0.1
@@ -660,6 +667,9 @@ def test_the_cached_stroke_statistics_are_the_ones_the_model_computes_from_audio
     assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
     before = BackboneOutputs(model, adapter, "stroke_statistics").digest()  # and reading the evidence or not
     model.config.pattern_evidence = not evidence
+    assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
+    before = BackboneOutputs(model, adapter, "stroke_statistics").digest()  # and the pattern matches or not
+    model.config.pattern_matches = not evidence
     assert BackboneOutputs(model, adapter, "stroke_statistics").digest() != before
 
 
