@@ -230,7 +230,7 @@ def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: tor
             raise ValueError("rhythm patterns are laid at the tempo: pass tempo_bpm with rhythm_patterns")
         matches = (rhythm_pattern_matches(main_times, float(tempo_bpm), rhythm_patterns) if main_times.numel() > 1
                    else [])
-        match = min(matches, key=lambda candidate: float(candidate[2])) if matches else None
+        match = _best_match(matches) if main_times.numel() > 1 else None
         values += _pattern_statistics(main_times, match, rhythm_patterns)
     if frame_curves is not None:
         if rhythm_patterns is None:
@@ -334,7 +334,10 @@ def match_rhythm_pattern(times_ms: torch.Tensor, tempo_bpm: float, rhythm_patter
                          ) -> tuple[int, torch.Tensor, torch.Tensor]:
     """The pattern of `rhythm_patterns` that a take's main strokes (ascending, two or more) play best: `(its index,
     its positions up to the last stroke (ms), how well it matches (ms))` (`rhythm_pattern_matches`)."""
-    matches = rhythm_pattern_matches(times_ms, tempo_bpm, rhythm_patterns)
+    return _best_match(rhythm_pattern_matches(times_ms, tempo_bpm, rhythm_patterns))
+
+
+def _best_match(matches: list[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[int, torch.Tensor, torch.Tensor]:
     if not matches:
         raise ValueError("no rhythm pattern has two positions within the take: are the patterns empty?")
     return min(matches, key=lambda candidate: float(candidate[2]))
