@@ -87,13 +87,13 @@ CLOSE_PAIR_MS = 45.0  # strokes closer than this are one gesture: a flam, a drag
 
 
 def statistic_names(use_tempo: bool, rhythm_patterns: bool = False, pattern_evidence: bool = False,
-                    pattern_matches: int = 0) -> tuple[str, ...]:
-    """The statistics `clip_statistics` computes, in order; `pattern_matches`: how many patterns' match excesses
-    come last (the number of rhythm patterns with `pattern_matches` on, else 0)."""
+                    pattern_match_count: int = 0) -> tuple[str, ...]:
+    """The statistics `clip_statistics` computes, in order; `pattern_match_count`: how many patterns' match
+    excesses come last (the number of rhythm patterns with `pattern_matches` on, else 0)."""
     names = STATISTICS + TEMPO_STATISTICS if use_tempo else STATISTICS
     names = names + PATTERN_STATISTICS if rhythm_patterns else names
     names = names + EVIDENCE_STATISTICS if pattern_evidence else names
-    return names + tuple(f"{PATTERN_MATCH_PREFIX}{index}" for index in range(pattern_matches))
+    return names + tuple(f"{PATTERN_MATCH_PREFIX}{index}" for index in range(pattern_match_count))
 
 
 class FrameCurves(NamedTuple):

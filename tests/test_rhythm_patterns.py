@@ -57,7 +57,7 @@ def test_pattern_matches_say_how_much_worse_than_the_best_each_rhythm_matches():
     # A fourth rhythm with one stroke in 64 beats has no two positions within an 8 s take: it matches worst of all.
     patterns = {**PATTERNS, "cycle_beats": [*PATTERNS["cycle_beats"], 64.0],
                 "positions_beats": [*PATTERNS["positions_beats"], [0.0]]}
-    names = statistic_names(use_tempo=True, rhythm_patterns=True, pattern_matches=4)
+    names = statistic_names(use_tempo=True, rhythm_patterns=True, pattern_match_count=4)
     assert names[-4:] == tuple(f"pattern_match_excess_ms_{index}" for index in range(4))
     take = _take(1, jitter_ms=6.0)
     values = clip_statistics(take, torch.full_like(take, 0.6), torch.zeros_like(take, dtype=torch.bool), TEMPO,
@@ -96,7 +96,7 @@ def test_a_config_or_recipe_with_pattern_matches_needs_the_rhythm_patterns(tmp_p
         build_model("rudiment40", "cnn:tiny", **settings)
     model, _ = build_model("rudiment40", "cnn:tiny", rhythm_patterns=PATTERNS, **settings)
     assert model.config.stroke_statistics[-3:] == [f"pattern_match_excess_ms_{index}" for index in range(3)]
-    assert model.stroke_statistics.statistics_mean.numel() == len(statistic_names(True, True, pattern_matches=3))
+    assert model.stroke_statistics.statistics_mean.numel() == len(statistic_names(True, True, pattern_match_count=3))
     with pytest.raises(SousaDataError, match="pattern_matches.*rhythm_patterns: true"):
         load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "stroke_statistics.yaml",
                     [f"output_dir={tmp_path}", "rhythm_patterns=false", "pattern_matches=true"])
