@@ -126,10 +126,8 @@ class BackboneOutputs:
                      for t in (tempo_bpm or [None] * len(arrays))]
             if model.config.use_tempo and None in tempi:
                 raise SousaDataError("the stroke statistics' grid needs each clip's tempo_bpm (use_tempo)")
-            config = model.config
-            return [take_statistics(transcribe_take(model, self.adapter, take, tempo), tempo, config.rhythm_patterns,
-                                    config.evidence_frame_ms, config.pattern_matches).float().numpy()
-                    for take, tempo in zip(arrays, tempi)]
+            return [take_statistics(transcribe_take(model, self.adapter, take, tempo), tempo, model.config)
+                    .float().numpy() for take, tempo in zip(arrays, tempi)]
         inputs = self.adapter(arrays, sampling_rate=self.adapter.sampling_rate)
         device = next(sousa.parameters()).device
         inputs = {key: value.to(device) for key, value in inputs.items()}

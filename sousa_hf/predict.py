@@ -103,11 +103,8 @@ class SousaPredictor:
                 decoded = [{"label": None, "scores": {}} for _ in batch]
             elif self.scores_strokes:  # judged from every stroke of the take, as its training cache was
                 found = [self._take_strokes(array, rate, tempo_bpm) for array, rate in batch]
-                config = self.model.config
                 statistics = torch.stack([take_statistics(strokes, tempo_bpm if self.needs_tempo else None,
-                                                          config.rhythm_patterns, config.evidence_frame_ms,
-                                                          config.pattern_matches)
-                                          for strokes in found])
+                                                          self.model.config) for strokes in found])
                 decoded = self._decode(self.model(cached_stroke_statistics=statistics.to(self.model.device)))
             else:  # the clip head judges the window it was trained on; strokes come from the whole take below
                 decoded = self._decode(self._forward([self.adapter.prepare(array, rate) for array, rate in batch],

@@ -104,21 +104,20 @@ def transcribe_take(model, adapter, take: np.ndarray, tempo_bpm: float | None = 
             "frame_onset_probability": curves[0], "frame_velocity": curves[1]}
 
 
-def take_statistics(strokes: dict[str, np.ndarray], tempo_bpm: float | None = None,
-                    rhythm_patterns: dict | None = None, evidence_frame_ms: float | None = None,
-                    pattern_matches: bool = False) -> torch.Tensor:
+def take_statistics(strokes: dict[str, np.ndarray], tempo_bpm: float | None = None, config=None) -> torch.Tensor:
     """The stroke statistics (`stroke_statistics.clip_statistics`) of a whole take's strokes (`transcribe_take`), with
-    the grid statistics when given the tempo (and those against the best-matching rhythm pattern when given the
-    patterns, and with `evidence_frame_ms`, the model's frame spacing, the pattern evidence read from the take's frame
-    outputs, and with `pattern_matches` how well each pattern matches): what a clip model scored from strokes
-    (`pooling: stroke_statistics`) judges, however long the take and whatever the model's window."""
+    the grid statistics when given the tempo, and those `config` (a `SousaConfig`) asks for: against the best-matching
+    of its `rhythm_patterns`, the pattern evidence read from the take's frame outputs (`pattern_evidence`) and how well
+    each pattern matches (`pattern_matches`). What a clip model scored from strokes (`pooling: stroke_statistics`)
+    judges, however long the take and whatever the model's window."""
     curves = None
-    if evidence_frame_ms is not None:
+    if config is not None and config.evidence_frame_ms is not None:
         curves = FrameCurves(torch.from_numpy(strokes["frame_onset_probability"]),
-                             torch.from_numpy(strokes["frame_velocity"]), float(evidence_frame_ms))
+                             torch.from_numpy(strokes["frame_velocity"]), float(config.evidence_frame_ms))
     return clip_statistics(torch.from_numpy(strokes["time_ms"]), torch.from_numpy(strokes["velocity"]),
                            torch.from_numpy(strokes["is_grace"]), None if tempo_bpm is None else float(tempo_bpm),
-                           rhythm_patterns, curves, pattern_matches)
+                           None if config is None else config.rhythm_patterns, curves,
+                           config is not None and config.pattern_matches)
 
 
 def grid_deviations(times_ms: np.ndarray, tempo_bpm: float, subdivision: int = 4) -> np.ndarray:
