@@ -77,18 +77,15 @@ def rows(args) -> list[dict]:
         plan.append({"model": "stroke statistics + boosted trees", "recipe": "stroke_statistics.yaml", "task": task,
                      "set": [strokes_from, f"statistics_head={TREES}"]})
     heads = (("MLP", []), ("boosted trees", [f"statistics_head={TREES}"]))
-    for task in args.evidence_tasks.split(",") if args.evidence_tasks else []:
-        for head, head_set in heads:
-            plan.append({"model": f"stroke statistics + {head}, pattern evidence", "task": task,
-                         "recipe": "stroke_statistics.yaml", "set": [strokes_from, *head_set, "pattern_evidence=true"]})
-    for task in args.matches_tasks.split(",") if args.matches_tasks else []:
-        for head, head_set in heads:
-            plan.append({"model": f"stroke statistics + {head}, pattern matches", "task": task,
-                         "recipe": "stroke_statistics.yaml", "set": [strokes_from, *head_set, "pattern_matches=true"]})
-    for task in args.unpatterned_tasks.split(",") if args.unpatterned_tasks else []:
-        for head, head_set in heads:
-            plan.append({"model": f"stroke statistics + {head}, no rhythm patterns", "recipe": "stroke_statistics.yaml",
-                         "task": task, "set": [strokes_from, *head_set, "rhythm_patterns=false"]})
+    # The recipe with one option changed, for the tasks its argument names, with both heads.
+    options = (("pattern evidence", args.evidence_tasks, "pattern_evidence=true"),
+               ("pattern matches", args.matches_tasks, "pattern_matches=true"),
+               ("no rhythm patterns", args.unpatterned_tasks, "rhythm_patterns=false"))
+    for option, tasks, override in options:
+        for task in tasks.split(",") if tasks else []:
+            for head, head_set in heads:
+                plan.append({"model": f"stroke statistics + {head}, {option}", "task": task,
+                             "recipe": "stroke_statistics.yaml", "set": [strokes_from, *head_set, override]})
     for task in args.untimed_tasks.split(",") if args.untimed_tasks else []:
         plan.append({"model": "stroke statistics + MLP, no tempo", "recipe": "stroke_statistics.yaml", "task": task,
                      "set": [strokes_from, "use_tempo=false", "rhythm_patterns=false"]})
