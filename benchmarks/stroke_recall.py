@@ -5,9 +5,10 @@
 A transcription model's F1 hides where its misses are. This reads every take of the split whole (as
 `sousa-hf predict` does, in overlapping windows), matches its strokes to the labelled audible ones
 (mir_eval, 25 ms) and prints recall by grace note or main stroke, by velocity band, by the gap to the
-nearest neighbouring stroke (flams and diddles are the close ones), by tempo, by how much the audio's
-energy rises at the stroke (`attack_rise_db`: a stroke the sound does not rise at is heard only through
-the rhythm around it) and by rudiment, with the precision over all detections. Run it on validation, not
+nearest neighbouring stroke (flams and diddles are the close ones), by tempo, by the player's skill tier,
+by how much the audio's energy rises at the stroke (`attack_rise_db`: a stroke the sound does not rise at
+is heard only through the rhythm around it; those again by skill tier) and by rudiment, with the precision
+over all detections. Run it on validation, not
 test: it is for choosing what to fix.
 """
 
@@ -36,6 +37,8 @@ BANDS = {
 }
 RISE_BANDS_HZ = ((0, 300), (300, 1000), (1000, 3000), (3000, 8000))
 CLEAR_RISE_DB = 6.0  # an attack anyone would see in the spectrogram
+NO_RISE_DB = 1.0
+SKILL_TIERS = ("beginner", "intermediate", "advanced", "professional")
 
 
 def attack_rise_db(array: np.ndarray, rate: int, onsets_ms: np.ndarray) -> np.ndarray:
@@ -77,6 +80,7 @@ def stroke_rows(predictor: SousaPredictor, split) -> tuple[list[dict], int, int]
         for k in range(reference.size):
             rows.append({"found": k in hits, "grace": bool(graces[k]), "velocity (0-127)": velocities[k],
                          "gap to nearest stroke (ms)": gaps[k], "tempo (bpm)": float(row["tempo_bpm"]),
+                         "skill tier": row["skill_tier"],
                          "energy rise at the stroke (dB)": np.nan_to_num(rises[k], nan=-np.inf),
                          "rudiment": row["rudiment_slug"]})
     return rows, detected, matched
@@ -95,6 +99,11 @@ def breakdown(rows: list[dict]) -> dict[str, list[tuple[str, int, float]]]:
                          for name, grace in (("main", False), ("grace note", True))]}
     for column in BANDS:
         tables[column] = by_band(rows, column)
+    tables["skill tier"] = [(tier, *recall([r for r in rows if r["skill tier"] == tier])) for tier in SKILL_TIERS]
+    # Strokes the sound does not rise at are placed from the rhythm: how steady the player is decides it.
+    silent = [r for r in rows if r["energy rise at the stroke (dB)"] < NO_RISE_DB]
+    tables[f"skill tier, rise < {NO_RISE_DB:g} dB"] = [
+        (tier, *recall([r for r in silent if r["skill tier"] == tier])) for tier in SKILL_TIERS]
     # What the audio shows: the strokes the sound clearly rises at, by how close their neighbours are.
     clear = [r for r in rows if r["energy rise at the stroke (dB)"] >= CLEAR_RISE_DB]
     tables[f"gap to nearest stroke (ms), rise >= {CLEAR_RISE_DB:g} dB"] = by_band(clear, "gap to nearest stroke (ms)")
