@@ -4,7 +4,7 @@ Classification: balanced accuracy first, then accuracy, macro F1, per-class prec
 the confusion matrix; quadratic-weighted kappa for the ordinal skill tiers; for rudiments, how often
 a mistake stays within the true rudiment's family (roll, diddle, flam, drag). Regression: MSE, MAE
 and R2 on the 0-100 scale, per target for multi-task. `sliced_metrics` repeats them per skill tier,
-augmentation preset and tempo band.
+augmentation preset, tempo band, rudiment and player profile.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from .stroke_transcription import DEFAULT_THRESHOLD, decode_strokes, stroke_metr
 # Tempo bands for slicing (BPM, lower bound inclusive); SOUSA's tempos run from about 60 to 180.
 TEMPO_BANDS: tuple[tuple[str, float, float], ...] = (("<100 bpm", 0, 100), ("100-139 bpm", 100, 140),
                                                      (">=140 bpm", 140, math.inf))
-# Columns a report slices by: its name in the report -> the dataset column.
+# Columns a report slices by: its name in the report -> the dataset column. SOUSA splits by player profile,
+# so the held-out profiles are the units a split's score is made of.
 SLICE_COLUMNS = {"skill_tier": "skill_tier", "augmentation_preset": "augmentation_preset",
-                 "tempo_band": "tempo_bpm", "rudiment": "rudiment_slug"}
+                 "tempo_band": "tempo_bpm", "rudiment": "rudiment_slug", "profile": "profile_id"}
 
 
 # SOUSA's metrics as an `evaluate` module (a folder: its script, and the files of a metric Space):
@@ -141,8 +142,8 @@ def sliced_metrics(task: SousaTask | str, predictions: np.ndarray, labels: np.nd
                    labels_mask: np.ndarray | None, columns: dict[str, list]) -> dict[str, dict[str, dict]]:
     """The task's scalar metrics per value of each slice: `{slice: {value: {"count": n, metric: ...}}}`.
 
-    `columns` holds the evaluation rows' `skill_tier`, `augmentation_preset`, `tempo_bpm` and
-    `rudiment_slug` (whichever are given), in the order of `predictions`.
+    `columns` holds the evaluation rows' `skill_tier`, `augmentation_preset`, `tempo_bpm`, `rudiment_slug` and
+    `profile_id` (whichever are given), in the order of `predictions`.
     """
     task = get_task(task)
     slices = {}

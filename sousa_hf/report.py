@@ -2,7 +2,7 @@
 
 `results.json` holds `{"task", "split", "metrics": {...}}` with unprefixed scalar metric names (what
 model cards quote). `metrics/` holds the confusion matrix (JSON and PNG), per-class scores, and the
-task's metrics per skill tier, augmentation preset, tempo band and rudiment.
+task's metrics per skill tier, augmentation preset, tempo band, rudiment and player profile.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def write_report(output_dir: str | Path, task: SousaTask | str, split: str, pred
 def write_stroke_report(output_dir: str | Path, split: str, references: list[dict], estimates: list[dict],
                         columns: dict[str, list], extra: dict | None = None) -> dict:
     """The `strokes` task's report: `results.json` with `stroke_metrics` over every clip, and the same per skill
-    tier, augmentation preset, tempo band and rudiment in `metrics/`."""
+    tier, augmentation preset, tempo band, rudiment and player profile in `metrics/`."""
     output_dir = Path(output_dir)
     folder = output_dir / "metrics"
     folder.mkdir(parents=True, exist_ok=True)

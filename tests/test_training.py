@@ -42,8 +42,11 @@ def test_each_task_trains_and_writes_its_report(synthetic_dir, tmp_path, task):
     main = "balanced_accuracy" if task in ("skill4", "skill_binary", "rudiment40") else "mae"
     assert np.isfinite(saved["metrics"][main]) and not any(k.startswith(("eval_", "test_")) for k in saved["metrics"])
     metrics = {p.name for p in (tmp_path / "metrics").iterdir()}
-    slices = {"per_skill_tier.json", "per_augmentation_preset.json", "per_tempo_band.json", "per_rudiment.json"}
+    slices = {"per_skill_tier.json", "per_augmentation_preset.json", "per_tempo_band.json", "per_rudiment.json",
+              "per_profile.json"}
     assert slices <= metrics
+    per_profile = json.loads((tmp_path / "metrics" / "per_profile.json").read_text())
+    assert sum(value["count"] for value in per_profile.values()) == saved["num_examples"]
     if main == "balanced_accuracy":
         assert {"confusion_matrix.json", "confusion_matrix.png", "per_class.json"} <= metrics
     if task == "skill4":
