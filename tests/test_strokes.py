@@ -32,6 +32,7 @@ from sousa_hf.train import run
 from .benchmark_scripts import load_benchmark
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+ROOT = RECIPES.parent
 TUNE_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "sousa-tune"
 DRY_PRESETS = {"clean_studio", "practice_room", "marching_field"}
 TINY_STROKES = ["task=strokes", "backbone=cnn:tiny", "backbone_config={time_pooling: false}",
@@ -833,6 +834,36 @@ def test_the_ceiling_benchmark_describes_labelled_and_found_strokes_alike(stroke
     # The synthetic renderer places strokes near the grid and their notated positions: the labelled ones lie within
     # a few ms of both.
     assert labelled["grid_median_abs_ms"] < 30.0 and labelled["pattern_median_abs_ms"] < 30.0
+
+
+def test_the_labelled_errors_benchmark_summarises_each_clips_strokes():
+    import pandas as pd
+
+    errors = load_benchmark("labelled_errors")
+    strokes = pd.DataFrame({
+        "sample_id": ["a", "a", "a", "b", "b"], "hand": ["R", "L", "R", "R", "L"],
+        "timing_error_ms": [10.0, -20.0, 40.0, 0.0, 2.0], "velocity_error": [5, -5, 15, 0, -2],
+        "actual_velocity": [100, 60, 110, 80, 80], "is_accent": [True, False, True, False, False],
+        "flam_spacing_ms": [None, 30.0, None, None, None]})
+    table = errors.error_statistics(strokes)
+    a = table.loc["a"]
+    assert a["timing_error_mean"] == pytest.approx(10.0) and a["timing_size_mean"] == pytest.approx(70 / 3)
+    assert a["velocity_size_mean"] == pytest.approx(25 / 3) and a["accent_lift"] == pytest.approx(45.0)
+    assert a["timing_size_mean_R"] == pytest.approx(25.0) and a["velocity_mean_L"] == pytest.approx(60.0)
+    assert a["flam_spacing_mean"] == pytest.approx(30.0) and np.isnan(table.loc["b", "flam_spacing_mean"])
+    assert np.isnan(table.loc["b", "accent_lift"])  # no accents to lift
+
+
+def test_the_labelled_errors_benchmark_runs_on_a_sousa_folder(synthetic_dir):
+    finished = subprocess.run([sys.executable, "benchmarks/labelled_errors.py", "--data", str(synthetic_dir)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    rows = [line for line in finished.stdout.splitlines() if line.startswith("| skill_binary")]
+    assert len(rows) == 2 and all(0.0 <= float(cell) <= 1.0 for row in rows for cell in row.split("|")[3:5])
+    profiles = load_sousa(synthetic_dir, "labels_only")
+    held_out = {p[:8] for name in ("validation", "test") for p in profiles[name]["profile_id"]}
+    assert {line.split("|")[3].strip() for line in finished.stdout.splitlines()
+            if line.startswith(("| validation", "| test"))} == held_out
 
 
 def test_the_sample_rate_benchmark_scores_the_same_clips_at_both_rates(stroke_run, synthetic_dir, tmp_path, capsys,
