@@ -8,8 +8,7 @@ A transcription model's F1 hides where its misses are. This reads every take of 
 nearest neighbouring stroke (flams and diddles are the close ones), by tempo, by the player's skill tier,
 by how much the audio's energy rises at the stroke (`attack_rise_db`: a stroke the sound does not rise at
 is heard only through the rhythm around it; those again by skill tier) and by rudiment, with the precision
-over all detections. Run it on validation, not
-test: it is for choosing what to fix.
+over all detections. Run it on validation, not test: it is for choosing what to fix.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from sousa_hf import load_sousa
 from sousa_hf.data.audio import decode_audio
 from sousa_hf.data.strokes import audible_onsets
+from sousa_hf.data.tier_confidence import SKILL_TIERS
 from sousa_hf.predict import SousaPredictor
 from sousa_hf.stroke_transcription import match_onsets
 
@@ -38,7 +38,6 @@ BANDS = {
 RISE_BANDS_HZ = ((0, 300), (300, 1000), (1000, 3000), (3000, 8000))
 CLEAR_RISE_DB = 6.0  # an attack anyone would see in the spectrogram
 NO_RISE_DB = 1.0
-SKILL_TIERS = ("beginner", "intermediate", "advanced", "professional")
 
 
 def attack_rise_db(array: np.ndarray, rate: int, onsets_ms: np.ndarray) -> np.ndarray:
