@@ -7,7 +7,9 @@
 audible ones only) say what a perfect transcription would give. For each clip task this fits two heads on
 each set of statistics, on the training split: scikit-learn's MLP of the recipe's shape (two layers of
 256, L2 0.1) and gradient boosting (the classical anchor's model), and prints validation and test
-metrics in one table. The gap between the two columns is what better transcription is worth.
+metrics in one table. The gap between the two columns is what better transcription is worth. Then, for
+skill_binary on test, how many takes of each held-out player every head gets right: where even the
+labelled strokes go wrong, the player, not the transcription, is what is missing.
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ def head(kind: str, name: str):
     return make_pipeline(StandardScaler(), mlp(hidden_layer_sizes=(256, 256), alpha=0.1, max_iter=2000, random_state=0))
 
 
+def right_by_profile(profiles, right) -> dict[str, tuple[int, int]]:
+    """`{profile: (takes predicted right, takes)}` over a split's rows."""
+    counts: dict[str, tuple[int, int]] = {}
+    for profile, correct in zip(profiles, right):
+        hits, takes = counts.get(profile, (0, 0))
+        counts[profile] = (hits + int(correct), takes + 1)
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("strokes_model", help="a recipes/strokes_cnn.yaml run's folder")
@@ -76,6 +87,7 @@ def main() -> None:
     data = load_sousa(args.data, "audio", strokes=True)
     patterns = None if args.no_tempo or args.no_rhythm_patterns else fit_rhythm_patterns(data["train"])
     cached = found_statistics(args.strokes_model, data, use_tempo, patterns)
+    profile_rows, tiers = {}, {}
     print("\n| task | head | labelled strokes: validation | test | found strokes: validation | test |")
     print("| --- | --- | --- | --- | --- | --- |")
     for task_name in TASKS:
@@ -87,14 +99,26 @@ def main() -> None:
                   "found": {name: np.asarray(split.with_format("numpy")["cached_stroke_statistics"])
                             for name, split in splits.items()}}
         score = (r2_score if task.kind == "regression" else balanced_accuracy_score)
+        if task_name == "skill_binary":
+            tiers = dict(zip(splits["test"]["profile_id"], splits["test"]["skill_tier"]))
         for head_name in ("MLP 256x2", "gradient boosting"):
             cells = []
             for source in ("labelled", "found"):
                 fitted = head(task.kind, head_name).fit(inputs[source]["train"], labels["train"])
                 cells += [f"{score(labels[name], fitted.predict(inputs[source][name])):.3f}"
                           for name in ("validation", "test")]
+                if task_name == "skill_binary":
+                    right = fitted.predict(inputs[source]["test"]) == labels["test"]
+                    profile_rows[(source, head_name)] = right_by_profile(splits["test"]["profile_id"], right)
             metric = "R2" if task.kind == "regression" else "balanced accuracy"
             print(f"| {task_name} ({metric}) | {head_name} | " + " | ".join(cells) + " |", flush=True)
+    # Which held-out players the errors are: a transcription can only be as right as the labelled strokes are.
+    print("\n| test profile | tier | takes | skill_binary right: " + " | ".join(
+        f"{source} strokes, {head_name}" for source, head_name in profile_rows) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in profile_rows) + " |")
+    for profile, tier in sorted(tiers.items(), key=lambda item: (item[1], item[0])):
+        counts = [profile_rows[key][profile] for key in profile_rows]
+        print(f"| {profile[:8]} | {tier} | {counts[0][1]} | " + " | ".join(str(right) for right, _ in counts) + " |")
 
 
 if __name__ == "__main__":

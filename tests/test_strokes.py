@@ -836,6 +836,12 @@ def test_the_ceiling_benchmark_describes_labelled_and_found_strokes_alike(stroke
     assert labelled["grid_median_abs_ms"] < 30.0 and labelled["pattern_median_abs_ms"] < 30.0
 
 
+def test_the_ceiling_benchmark_counts_each_players_takes_right():
+    ceiling = load_benchmark("stroke_statistics_ceiling")
+    counts = ceiling.right_by_profile(["p1", "p2", "p1", "p1"], np.array([True, False, False, True]))
+    assert counts == {"p1": (2, 3), "p2": (0, 1)}
+
+
 def test_the_labelled_errors_benchmark_summarises_each_clips_strokes():
     import pandas as pd
 
