@@ -228,9 +228,10 @@ def clip_statistics(time_ms: torch.Tensor, velocity: torch.Tensor, is_grace: tor
     if rhythm_patterns is not None:
         if tempo_bpm is None:
             raise ValueError("rhythm patterns are laid at the tempo: pass tempo_bpm with rhythm_patterns")
-        matches = (rhythm_pattern_matches(main_times, float(tempo_bpm), rhythm_patterns) if main_times.numel() > 1
-                   else [])
-        match = _best_match(matches) if main_times.numel() > 1 else None
+        matches, match = [], None  # one stroke matches every rhythm alike
+        if main_times.numel() > 1:
+            matches = rhythm_pattern_matches(main_times, float(tempo_bpm), rhythm_patterns)
+            match = _best_match(matches)
         values += _pattern_statistics(main_times, match, rhythm_patterns)
     if frame_curves is not None:
         if rhythm_patterns is None:
