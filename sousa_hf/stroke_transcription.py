@@ -110,14 +110,15 @@ def take_statistics(strokes: dict[str, np.ndarray], tempo_bpm: float | None = No
     of its `rhythm_patterns`, the pattern evidence read from the take's frame outputs (`pattern_evidence`) and how well
     each pattern matches (`pattern_matches`). What a clip model scored from strokes (`pooling: stroke_statistics`)
     judges, however long the take and whatever the model's window."""
+    found = (torch.from_numpy(strokes["time_ms"]), torch.from_numpy(strokes["velocity"]),
+             torch.from_numpy(strokes["is_grace"]), None if tempo_bpm is None else float(tempo_bpm))
+    if config is None:
+        return clip_statistics(*found)
     curves = None
-    if config is not None and config.evidence_frame_ms is not None:
+    if config.evidence_frame_ms is not None:
         curves = FrameCurves(torch.from_numpy(strokes["frame_onset_probability"]),
                              torch.from_numpy(strokes["frame_velocity"]), float(config.evidence_frame_ms))
-    return clip_statistics(torch.from_numpy(strokes["time_ms"]), torch.from_numpy(strokes["velocity"]),
-                           torch.from_numpy(strokes["is_grace"]), None if tempo_bpm is None else float(tempo_bpm),
-                           None if config is None else config.rhythm_patterns, curves,
-                           config is not None and config.pattern_matches)
+    return clip_statistics(*found, config.rhythm_patterns, curves, config.pattern_matches)
 
 
 def grid_deviations(times_ms: np.ndarray, tempo_bpm: float, subdivision: int = 4) -> np.ndarray:
