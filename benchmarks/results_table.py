@@ -57,6 +57,7 @@ AUGMENTED_STROKE_MODEL = "CNN, 5 ms frames, augmented"
 # What the augmented stroke row trains with (`sousa_hf.adapters.augmentation.WaveformAugmentation`).
 AUGMENTATION = "augmentation={speed: 0.1, eq_db: 6, noise_snr_db: [30, 50]}"
 TREES = "boosted_trees"
+HEADS = (("MLP", []), ("boosted trees", [f"statistics_head={TREES}"]))  # the stroke-statistics heads
 WHISPER_STROKE_MODEL = "whisper-tiny.en fine-tuned"
 
 
@@ -64,49 +65,46 @@ def output_dir(out: Path, row: dict) -> Path:
     return out / (re.sub(r"[^a-z0-9]+", "-", row["model"].lower()).strip("-") + f"-{row['task']}")
 
 
+def task_list(text: str | None) -> list[str]:
+    """The tasks a comma-separated argument names; none for an empty one."""
+    return text.split(",") if text else []
+
+
+def statistics_rows(name: str, strokes_row: dict, out: Path, tasks, option: str = "", override: str = "") -> list[dict]:
+    """`tasks` scored from the strokes `strokes_row`'s model finds, with both heads, and with the recipe's option
+    `override` where one is given."""
+    strokes_from = f"strokes_from={output_dir(out, strokes_row)}"
+    return [{"model": f"{name} + {head}" + (f", {option}" if option else ""), "recipe": "stroke_statistics.yaml",
+             "task": task, "strokes_row": strokes_row["model"],
+             "set": [strokes_from, *head_set, *([override] if override else [])]}
+            for task in tasks for head, head_set in HEADS]
+
+
 def rows(args) -> list[dict]:
     """Every row: its name, recipe, task and overrides."""
+    out = Path(args.out)
     strokes = {"model": STROKE_MODEL, "recipe": "strokes_cnn.yaml", "task": "strokes", "set": []}
-    plan = [strokes]
     # Scored from the strokes the transcription row's model finds (after that row, which it needs).
-    strokes_from = f"strokes_from={output_dir(Path(args.out), strokes)}"
-    for task in CLIP_TASKS:
-        plan.append({"model": "stroke statistics + MLP", "recipe": "stroke_statistics.yaml", "task": task,
-                     "set": [strokes_from]})
-    for task in CLIP_TASKS:
-        plan.append({"model": "stroke statistics + boosted trees", "recipe": "stroke_statistics.yaml", "task": task,
-                     "set": [strokes_from, f"statistics_head={TREES}"]})
-    heads = (("MLP", []), ("boosted trees", [f"statistics_head={TREES}"]))
-    # The recipe with one option changed, for the tasks its argument names, with both heads.
+    plan = [strokes, *statistics_rows("stroke statistics", strokes, out, CLIP_TASKS)]
+    # The recipe with one option changed, for the tasks its argument names.
     options = (("pattern evidence", args.evidence_tasks, "pattern_evidence=true"),
                ("pattern matches", args.matches_tasks, "pattern_matches=true"),
                ("no rhythm patterns", args.unpatterned_tasks, "rhythm_patterns=false"))
     for option, tasks, override in options:
-        for task in tasks.split(",") if tasks else []:
-            for head, head_set in heads:
-                plan.append({"model": f"stroke statistics + {head}, {option}", "task": task,
-                             "recipe": "stroke_statistics.yaml", "set": [strokes_from, *head_set, override]})
-    for task in args.untimed_tasks.split(",") if args.untimed_tasks else []:
+        plan += statistics_rows("stroke statistics", strokes, out, task_list(tasks), option, override)
+    for task in task_list(args.untimed_tasks):
         plan.append({"model": "stroke statistics + MLP, no tempo", "recipe": "stroke_statistics.yaml", "task": task,
-                     "set": [strokes_from, "use_tempo=false", "rhythm_patterns=false"]})
+                     "set": [f"strokes_from={output_dir(out, strokes)}", "use_tempo=false", "rhythm_patterns=false"]})
     if args.augmented_tasks:
         augmented = {"model": AUGMENTED_STROKE_MODEL, "recipe": "strokes_cnn.yaml", "task": "strokes",
                      "set": [AUGMENTATION]}
-        plan.append(augmented)
-        augmented_from = f"strokes_from={output_dir(Path(args.out), augmented)}"
-        for task in args.augmented_tasks.split(","):
-            for head, head_set in heads:
-                plan.append({"model": f"augmented strokes + stroke statistics + {head}", "task": task,
-                             "recipe": "stroke_statistics.yaml", "strokes_row": AUGMENTED_STROKE_MODEL,
-                             "set": [augmented_from, *head_set]})
-        for task in args.augmented_evidence_tasks.split(",") if args.augmented_evidence_tasks else []:
-            for head, head_set in heads:
-                plan.append({"model": f"augmented strokes + stroke statistics + {head}, pattern evidence",
-                             "task": task, "recipe": "stroke_statistics.yaml", "strokes_row": AUGMENTED_STROKE_MODEL,
-                             "set": [augmented_from, *head_set, "pattern_evidence=true"]})
+        plan += [augmented, *statistics_rows("augmented strokes + stroke statistics", augmented, out,
+                                             task_list(args.augmented_tasks))]
+        plan += statistics_rows("augmented strokes + stroke statistics", augmented, out,
+                                task_list(args.augmented_evidence_tasks), "pattern evidence", "pattern_evidence=true")
     for task in CLIP_TASKS:
         plan.append({"model": "CNN from scratch", "recipe": "quickstart.yaml", "task": task, "set": []})
-    for task in args.stroke_tasks.split(",") if args.stroke_tasks else []:
+    for task in task_list(args.stroke_tasks):
         plan.append({"model": "stroke-aware CNN", "recipe": "stroke_aware.yaml", "task": task, "set": []})
         plan.append({"model": "same CNN, no stroke loss", "recipe": "stroke_aware.yaml", "task": task,
                      "set": ["aux_strokes=0"]})
@@ -129,7 +127,7 @@ def rows(args) -> list[dict]:
                          "recipe": "whisper_stroke_statistics.yaml", "strokes_row": WHISPER_STROKE_MODEL,
                          "set": [f"backbone={args.whisper_tiny}", whisper_strokes_from, f"statistics_head={TREES}"]})
     if args.whisper_base:
-        for task in args.finetune_tasks.split(","):
+        for task in task_list(args.finetune_tasks):
             plan.append({"model": "whisper-base fine-tuned", "recipe": "whisper_base_finetune.yaml", "task": task,
                          "set": [f"backbone={args.whisper_base}"]})
     return plan
