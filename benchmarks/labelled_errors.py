@@ -22,13 +22,9 @@ import os
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.impute import SimpleImputer
 from sklearn.metrics import balanced_accuracy_score, r2_score
-from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
+from clip_heads import HEAD_NAMES, clip_head
 from sousa_hf import load_sousa, prepare_task
 from sousa_hf.data.strokes import STROKES_FILE
 from sousa_hf.data.tasks import get_task
@@ -61,16 +57,6 @@ def error_statistics(strokes: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def head(kind: str, name: str, seed: int):
-    if name == "gradient boosting":
-        model = (HistGradientBoostingRegressor if kind == "regression" else HistGradientBoostingClassifier)(
-            max_iter=300, learning_rate=0.05, random_state=seed)
-        return make_pipeline(SimpleImputer(), model)
-    mlp = MLPRegressor if kind == "regression" else MLPClassifier
-    return make_pipeline(SimpleImputer(), StandardScaler(),
-                         mlp(hidden_layer_sizes=(256, 256), alpha=0.1, max_iter=2000, random_state=seed))
-
-
 def split_frame(split, statistics: pd.DataFrame) -> pd.DataFrame:
     """A prepared split's clips (`labels`, profile, tier, score, tempo) joined to their error statistics."""
     frame = split.select_columns(["sample_id", "profile_id", "skill_tier", "overall_score", "tempo_bpm",
@@ -91,10 +77,10 @@ def main() -> None:
         task = get_task(task_name)
         frames = {name: split_frame(split, statistics) for name, split in prepare_task(data, task).items()}
         score = r2_score if task.kind == "regression" else balanced_accuracy_score
-        for head_name in ("gradient boosting", "MLP 256x2"):
+        for head_name in HEAD_NAMES:
             cells = {name: [] for name in HELD_OUT}
             for seed in SEEDS:
-                fitted = head(task.kind, head_name, seed).fit(frames["train"][columns], frames["train"]["labels"])
+                fitted = clip_head(task.kind, head_name, seed).fit(frames["train"][columns], frames["train"]["labels"])
                 for name in HELD_OUT:
                     cells[name].append(score(frames[name]["labels"], fitted.predict(frames[name][columns])))
             metric = "R2" if task.kind == "regression" else "balanced accuracy"
@@ -103,7 +89,7 @@ def main() -> None:
 
     task = get_task("skill_binary")
     frames = {name: split_frame(split, statistics) for name, split in prepare_task(data, task).items()}
-    fitted = head(task.kind, "gradient boosting", 0).fit(frames["train"][columns], frames["train"]["labels"])
+    fitted = clip_head(task.kind, "gradient boosting", 0).fit(frames["train"][columns], frames["train"]["labels"])
     print("\n| split | tier | profile | mean timing error size (ms) | mean velocity error size | overall_score "
           "| skill_binary right (gradient boosting) |\n| --- | --- | --- | --- | --- | --- | --- |")
     for name in HELD_OUT:

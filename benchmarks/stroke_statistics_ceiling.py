@@ -18,12 +18,9 @@ import argparse
 
 import numpy as np
 import torch
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import balanced_accuracy_score, r2_score
-from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
+from clip_heads import clip_head
 from sousa_hf import load_sousa, prepare_task
 from sousa_hf.adapters.base import LengthPolicy
 from sousa_hf.backbone_cache import cache_backbone_outputs
@@ -56,14 +53,6 @@ def labelled_statistics(row: dict, use_tempo: bool, rhythm_patterns: dict | None
     pick = lambda name, dtype: torch.as_tensor(np.asarray(strokes[name], dtype=dtype)[heard])  # noqa: E731
     return clip_statistics(pick("onset_ms", np.float64), pick("velocity", np.float64), pick("is_grace", bool),
                            float(row["tempo_bpm"]) if use_tempo else None, rhythm_patterns).numpy()
-
-
-def head(kind: str, name: str):
-    if name == "gradient boosting":
-        return (HistGradientBoostingRegressor if kind == "regression" else HistGradientBoostingClassifier)(
-            max_iter=300, learning_rate=0.05, random_state=0)
-    mlp = MLPRegressor if kind == "regression" else MLPClassifier
-    return make_pipeline(StandardScaler(), mlp(hidden_layer_sizes=(256, 256), alpha=0.1, max_iter=2000, random_state=0))
 
 
 def right_by_profile(profiles, right) -> dict[str, tuple[int, int]]:
@@ -104,7 +93,7 @@ def main() -> None:
         for head_name in ("MLP 256x2", "gradient boosting"):
             cells = []
             for source in ("labelled", "found"):
-                fitted = head(task.kind, head_name).fit(inputs[source]["train"], labels["train"])
+                fitted = clip_head(task.kind, head_name).fit(inputs[source]["train"], labels["train"])
                 cells += [f"{score(labels[name], fitted.predict(inputs[source][name])):.3f}"
                           for name in ("validation", "test")]
                 if task_name == "skill_binary":

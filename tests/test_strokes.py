@@ -842,6 +842,16 @@ def test_the_ceiling_benchmark_counts_each_players_takes_right():
     assert counts == {"p1": (2, 3), "p2": (0, 1)}
 
 
+def test_the_benchmarks_clip_heads_fill_a_missing_statistic_and_name_the_heads_they_know():
+    heads = load_benchmark("clip_heads")
+    statistics = np.array([[0.0, 1.0], [1.0, np.nan], [2.0, 3.0], [3.0, 4.0]] * 5)
+    for name in heads.HEAD_NAMES:
+        fitted = heads.clip_head("regression", name).fit(statistics, statistics[:, 0])
+        assert np.isfinite(fitted.predict(statistics)).all()
+    with pytest.raises(ValueError, match="gradient boosting, MLP 256x2"):
+        heads.clip_head("classification", "random forest")
+
+
 def test_the_labelled_errors_benchmark_summarises_each_clips_strokes():
     import pandas as pd
 
