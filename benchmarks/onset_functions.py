@@ -20,8 +20,6 @@ the stroke. An AUC of 0.5 is no evidence at all. No model is involved.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import median_filter
@@ -32,9 +30,7 @@ from tqdm.auto import tqdm
 from sousa_hf import load_sousa
 from sousa_hf.data.audio import decode_audio
 from sousa_hf.data.strokes import audible_onsets
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded as a module by the tests
-from stroke_recall import attack_rise_db  # noqa: E402  (the same rise measure as the recall breakdown)
+from stroke_recall import attack_rise_db  # the same rise measure as the recall breakdown
 
 HOP_MS, WINDOW_MS, MAX_HZ = 5.0, 24.0, 8000.0
 MEDIAN_MS = 300.0       # the running median's span (+-150 ms)
