@@ -4,6 +4,10 @@ A recipe's keys are the fields of `Recipe` (data, task, backbone, ...) and of `T
 (`output_dir`, `max_steps`, `learning_rate`, ...). `--set key=value` overrides a key (values are
 YAML: `--set max_steps=5`, `--set backbone_config={num_hidden_layers: 2}`); a dotted key sets one
 entry of a dict-valued key (`--set length.max_seconds=6`). An unknown key is an error naming it.
+
+A recipe file may hold `per_task`: for each task, the values that are best for it (chosen on validation), e.g.
+`per_task: {rudiment40: {pattern_matches: true}}`. They apply on top of the file's values when the recipe runs
+that task (`--set task=rudiment40`), and a `--set` of the same key still wins.
 """
 
 from __future__ import annotations
@@ -153,7 +157,8 @@ RUN_ENVIRONMENT_KEYS = ("output_dir", "logging_steps", "logging_dir", "report_to
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> tuple[Recipe, dict[str, Any]]:
-    """Read a recipe file (or none: all defaults), apply `key=value` overrides.
+    """Read a recipe file (or none: all defaults), apply its `per_task` values for the task it runs, then the
+    `key=value` overrides.
 
     Returns:
         `(recipe, training_arguments)`: the `Recipe` and the `TrainingArguments` keys it sets.
@@ -167,8 +172,15 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not isinstance(loaded, dict):
             raise SousaDataError(f"recipe {str(path)!r} must hold a mapping of keys to values")
         values.update(_scientific_as_float(loaded))
-    for override in overrides or []:
-        key, value = parse_override(override)
+    parsed = [(override, *parse_override(override)) for override in overrides or []]
+    set_here = {key: value for _, key, value in parsed}  # the last --set of each key
+    per_task = set_here.get("per_task", values.pop("per_task", None))
+    where = "--set per_task" if "per_task" in set_here else f"recipe {str(path)!r}"
+    task = set_here.get("task", values.get("task", Recipe.task))
+    task_values = task_recipe_values(per_task, task, where)
+    values.update(task_values)
+    parsed = [(override, key, value) for override, key, value in parsed if key != "per_task"]
+    for override, key, value in parsed:
         head, _, entry = key.partition(".")
         if entry:
             if head not in _DICT_KEYS:
@@ -186,9 +198,40 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
     values.update({key: {} for key in _DICT_KEYS if key in values and values[key] is None})
     recipe = Recipe(**{k: v for k, v in values.items() if k in RECIPE_KEYS})
     training = {k: v for k, v in values.items() if k in TRAINING_KEYS and k not in RECIPE_KEYS}
-    check_recipe(recipe)
-    check_training_values(training)
+    try:
+        check_recipe(recipe)
+        check_training_values(training)
+    except SousaDataError as err:
+        chosen = {key: value for key, value in task_values.items() if values.get(key) == value}
+        if not chosen:
+            raise
+        shown = yaml.safe_dump(chosen, default_flow_style=True).strip()
+        raise SousaDataError(f"{err} ({shown} from the recipe's per_task values for {task}; a --set overrides "
+                             "them)") from err
     return recipe, training
+
+
+def task_recipe_values(per_task: Any, task: str, where: str) -> dict[str, Any]:
+    """A recipe's `per_task` values for `task` (none when it has none for it), every entry checked; `where` names
+    where `per_task` came from, for the errors."""
+    if per_task is None:
+        return {}
+    if not isinstance(per_task, dict) or not all(isinstance(v, dict) for v in per_task.values()):
+        raise SousaDataError(f"{where}: per_task must map task names to mappings of recipe keys, e.g. "
+                             f"'per_task: {{rudiment40: {{pattern_matches: true}}}}'; got {per_task!r}")
+    from .data.tasks import TASKS
+
+    unknown_tasks = sorted(set(per_task) - set(TASKS))
+    if unknown_tasks:
+        raise SousaDataError(f"{where}: per_task names unknown task(s) {', '.join(map(repr, unknown_tasks))}; the "
+                             f"tasks are {', '.join(TASKS)}")
+    for name, entries in per_task.items():
+        bad = [key for key in entries if key in ("task", "per_task") or key not in RECIPE_KEYS | TRAINING_KEYS]
+        if bad:
+            raise SousaDataError(f"{where}: per_task.{name} sets {', '.join(map(repr, bad))}; it takes recipe keys "
+                                 "other than task and per_task (the fields of sousa_hf.recipe.Recipe and of "
+                                 "transformers.TrainingArguments)")
+    return dict(per_task.get(task) or {})
 
 
 def parse_override(override: str) -> tuple[str, Any]:

@@ -51,6 +51,55 @@ def test_overrides_win_and_take_yaml_values(tmp_path):
     assert recipe.data is None and recipe.task == "skill4"
 
 
+def test_a_recipes_per_task_values_apply_to_the_task_it_runs_and_a_set_still_wins(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("task: skill4\nmax_steps: 100\nlength: {max_seconds: 5, eval_crop: start}\n"
+                    "per_task:\n  rudiment40: {max_steps: 7, length: {max_seconds: 8}}\n  skill4: {max_steps: 9}\n")
+    recipe, training = load_recipe(path)
+    assert recipe.task == "skill4" and training == {"max_steps": 9}
+    recipe, training = load_recipe(path, ["task=rudiment40", "length.eval_crop=start"])
+    assert training == {"max_steps": 7} and recipe.length == {"max_seconds": 8, "eval_crop": "start"}
+    _, training = load_recipe(path, ["task=rudiment40", "max_steps=3"])
+    assert training == {"max_steps": 3}
+    recipe, training = load_recipe(path, ["task=overall_score"])  # no values for it: the file's
+    assert training == {"max_steps": 100} and recipe.length == {"max_seconds": 5, "eval_crop": "start"}
+    _, training = load_recipe(path, ["task=rudiment40", "per_task=null"])
+    assert training == {"max_steps": 100}
+    dump_recipe(*load_recipe(path, ["task=rudiment40"]), tmp_path / "run" / "recipe.yaml")
+    saved = yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text())
+    assert "per_task" not in saved and saved["max_steps"] == 7  # a run records what it ran with
+
+
+def test_the_stroke_statistics_recipe_runs_each_task_with_the_options_chosen_for_it():
+    path = next(path for path in RECIPES if path.stem == "stroke_statistics")
+    chosen = {task: load_recipe(path, [f"task={task}"])[0] for task in ("overall_score", "skill_binary", "rudiment40",
+                                                                          "multitask")}
+    assert not chosen["overall_score"].pattern_evidence and chosen["skill_binary"].pattern_evidence
+    assert chosen["rudiment40"].pattern_matches and chosen["rudiment40"].statistics_head == "mlp"
+    assert chosen["multitask"].pattern_matches and chosen["multitask"].statistics_head == "boosted_trees"
+    # A per-task value the rest of the recipe now forbids is named as the recipe's, with the way out.
+    with pytest.raises(SousaDataError, match=r"needs rhythm_patterns: true.*\{pattern_evidence: true\} from the "
+                                             r"recipe's per_task values for skill_binary"):
+        load_recipe(path, ["task=skill_binary", "use_tempo=false", "rhythm_patterns=false"])
+    recipe, _ = load_recipe(path, ["task=skill_binary", "use_tempo=false", "rhythm_patterns=false",
+                                   "pattern_evidence=false"])
+    assert not recipe.pattern_evidence
+
+
+@pytest.mark.parametrize("per_task, message", [
+    ("[skill4]", "per_task must map task names to mappings"),
+    ("{skill5: {max_steps: 1}}", "per_task names unknown task\\(s\\) 'skill5'; the tasks are skill4"),
+    ("{skill4: {task: rudiment40, max_step: 1}}", "per_task.skill4 sets 'task', 'max_step'"),
+])
+def test_bad_per_task_values_are_named(tmp_path, per_task, message):
+    path = tmp_path / "r.yaml"
+    path.write_text(f"task: skill4\nper_task: {per_task}\n")
+    with pytest.raises(SousaDataError, match=f"recipe '{path}': " + message):
+        load_recipe(path)
+    with pytest.raises(SousaDataError, match="--set per_task: " + message):
+        load_recipe(None, [f"per_task={per_task}"])
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["max_step=5"], "unknown recipe key\\(s\\) 'max_step' \\(did you mean 'max_steps'\\?\\)"),
     (["backbone"], "--set expects key=value"),
