@@ -37,6 +37,10 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
+from sousa_hf.recipe import Recipe
+
 TASKS = ("skill4", "skill_binary", "overall_score", "multitask", "rudiment40", "strokes")
 # What each task's row shows: its main metric first.
 SHOWN = {"skill4": ("balanced_accuracy", "quadratic_kappa"), "skill_binary": ("balanced_accuracy",),
@@ -50,6 +54,7 @@ NAMES = {"balanced_accuracy": "balanced accuracy", "quadratic_kappa": "kappa", "
          "onset_mae_ms": "timing MAE (ms)", "velocity_mae": "velocity MAE (0-127)"}
 ON_THE_SCALE = ("mae", "onset_mae_ms", "velocity_mae")  # printed with two decimals, the rest with three
 CLIP_TASKS = TASKS[:5]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 STROKE_MODEL = "CNN, 5 ms frames"
@@ -130,7 +135,22 @@ def rows(args) -> list[dict]:
         for task in task_list(args.finetune_tasks):
             plan.append({"model": "whisper-base fine-tuned", "recipe": "whisper_base_finetune.yaml", "task": task,
                          "set": [f"backbone={args.whisper_base}"]})
-    return plan
+    return [with_per_task_values_pinned(row) for row in plan]
+
+
+def with_per_task_values_pinned(row: dict) -> dict:
+    """The row, with the values its recipe's `per_task` chooses for its task that the row does not set itself put
+    back to the file's own, so that a row measures the options its name says and no more (the recipe's choice for
+    a task is the row that names those options)."""
+    recipe = yaml.safe_load((ROOT / "recipes" / row["recipe"]).read_text())
+    per_task = (recipe.get("per_task") or {}).get(row["task"]) or {}
+    named = {override.partition("=")[0] for override in row["set"]}
+    pinned = []
+    for key in per_task:
+        if key not in named:
+            value = recipe.get(key, getattr(Recipe(), key))
+            pinned.append(f"{key}={value if isinstance(value, str) else json.dumps(value)}")
+    return {**row, "set": [*row["set"], *pinned]} if pinned else row
 
 
 def measured_with(row: dict, root: Path, done: dict) -> str:
@@ -186,12 +206,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     record = out / "table.json"
     done = json.loads(record.read_text()) if record.is_file() else {}
-    root = Path(__file__).resolve().parents[1]
     for row in [] if args.print_only else rows(args):
         if args.only and args.only not in row["model"]:
             continue
         key = f"{row['model']} | {row['task']}"
-        digest = measured_with(row, root, done)
+        digest = measured_with(row, ROOT, done)
         if key in done and done[key].get("measured_with") == digest:
             continue
         folder = output_dir(out, row)
@@ -203,7 +222,7 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
         print(f"== {key}: {shlex.join(argv)}", flush=True)
         start = time.perf_counter()
-        finished = subprocess.run([sys.executable, "-m", "sousa_hf.cli", *argv[1:]], cwd=root)
+        finished = subprocess.run([sys.executable, "-m", "sousa_hf.cli", *argv[1:]], cwd=ROOT)
         if finished.returncode != 0:
             print(f"   failed with exit code {finished.returncode}; rerun to retry", flush=True)
             continue

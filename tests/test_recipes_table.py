@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,34 @@ def test_the_readme_gives_every_recipe_its_exact_command():
     for path in RECIPES.glob("*.yaml"):
         assert f"| `{path.name}` | `sousa-hf train recipes/{path.name}" in readme, path.name
         assert path.read_text().startswith(f"# sousa-hf train recipes/{path.name}"), path.name
+
+
+def test_every_command_the_readmes_give_reads_as_a_valid_recipe():
+    """The results tables' commands and the prose's: each recipe with its `--set` values is one the suite accepts
+    (a recipe's per-task values included), before anything is trained. Placeholders stand for Whisper folders; a
+    command whose values are left to the reader (`n_fft=...`) is not one to run."""
+    commands = []
+    for readme in (RECIPES.parent / "README.md", RECIPES / "README.md"):
+        commands += re.findall(r"`sousa-hf train (recipes/\S+\.yaml(?: --set [^`]*)?)`", readme.read_text())
+    assert len(commands) > 100
+    for command in (command for command in commands if "=..." not in command):
+        recipe, *words = shlex.split(re.sub(r"WHISPER_\w*DIR", "whisper:tiny", command))
+        load_recipe(RECIPES.parent / recipe, [word for word in words if word != "--set"])
+
+
+def test_each_stroke_statistics_row_of_the_results_tables_runs_the_options_its_name_says():
+    """The recipe chooses options per task (`per_task`); a row named for other options sets them back itself."""
+    rows = []
+    for readme in (RECIPES.parent / "README.md", RECIPES / "README.md"):
+        rows += re.findall(r"^\| \w+ \| ((?:augmented strokes \+ )?stroke statistics \+ [^|]+) \| .*"
+                           r"`sousa-hf train recipes/stroke_statistics\.yaml ([^`]*)`", readme.read_text(), re.M)
+    assert len(rows) > 50
+    for name, sets in rows:
+        recipe, _ = load_recipe(RECIPES / "stroke_statistics.yaml", [w for w in shlex.split(sets) if w != "--set"])
+        said = {"pattern_evidence": "pattern evidence" in name, "pattern_matches": "pattern matches" in name,
+                "rhythm_patterns": "no rhythm patterns" not in name and "no tempo" not in name,
+                "statistics_head": "boosted_trees" if "boosted trees" in name else "mlp"}
+        assert {key: getattr(recipe, key) for key in said} == said, (name, sets)
 
 
 @pytest.mark.parametrize("row", table_rows(), ids=lambda row: row["recipe"].strip("`"))
