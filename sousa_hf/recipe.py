@@ -231,7 +231,7 @@ def task_recipe_values(per_task: Any, task: str, where: str) -> dict[str, Any]:
             raise SousaDataError(f"{where}: per_task.{name} sets {', '.join(map(repr, bad))}; it takes recipe keys "
                                  "other than task and per_task (the fields of sousa_hf.recipe.Recipe and of "
                                  "transformers.TrainingArguments)")
-    return dict(per_task.get(task) or {})
+    return dict(per_task.get(task) or {}) if isinstance(task, str) else {}  # a task that is not a name is refused later
 
 
 def parse_override(override: str) -> tuple[str, Any]:

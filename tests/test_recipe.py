@@ -100,6 +100,13 @@ def test_bad_per_task_values_are_named(tmp_path, per_task, message):
         load_recipe(None, [f"per_task={per_task}"])
 
 
+def test_a_task_that_is_not_a_name_is_refused_as_such_by_a_recipe_with_per_task_values(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("task: skill4\nper_task: {skill4: {max_steps: 9}}\n")
+    with pytest.raises(SousaDataError, match="recipe key task: expected text, got \\['skill4'\\]"):
+        load_recipe(path, ["task=[skill4]"])
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["max_step=5"], "unknown recipe key\\(s\\) 'max_step' \\(did you mean 'max_steps'\\?\\)"),
     (["backbone"], "--set expects key=value"),
