@@ -87,6 +87,33 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
     and `apply_default_filter`, so that the split is the one the run reported on; a run's quick-check
     `max_eval_samples` limit is not applied: the whole split is evaluated.
     """
+    model, task, adapter, dataset, skipped = _saved_model_and_split(model_dir, data, split, batch_size,
+                                                                    apply_default_filter, bad_audio)
+    extra = {"model": model_dir, "data": data}
+    if skipped:
+        extra["skipped_bad_audio"] = {split: {"count": len(skipped), "sample_ids": skipped}}
+    output_dir = output_dir or str(Path(model_dir) / f"eval-{split}")
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = _evaluation_trainer(model, task, adapter, batch_size, scratch)
+        return evaluate_split(trainer, dataset, adapter, task, output_dir, split, extra=extra)
+
+
+def predict_saved_model(model_dir: str, data: str, split: str = "test", batch_size: int = 16
+                        ) -> tuple[SousaTask, np.ndarray, np.ndarray, np.ndarray | None]:
+    """A saved clip model's outputs on a split, prepared as `evaluate_saved_model` prepares it: `(task, logits or
+    0-1 predictions, labels, labels_mask or None)`, in the split's order, for `metrics.task_metrics`."""
+    model, task, adapter, dataset, _ = _saved_model_and_split(model_dir, data, split, batch_size, None, "error")
+    if task.kind == "strokes":
+        raise SousaDataError(f"{model_dir!r} transcribes strokes; predict_saved_model gives a clip model's outputs")
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = _evaluation_trainer(model, task, adapter, batch_size, scratch)
+        output = trainer.predict(prepare_inputs(dataset, adapter))
+    return (task, *unpack_predictions(task, output.predictions, output.label_ids))
+
+
+def _saved_model_and_split(model_dir: str, data: str, split: str, batch_size: int, apply_default_filter: bool | None,
+                           bad_audio: str) -> tuple:
+    """`(model, task, adapter, prepared split, skipped sample ids)` for evaluating a saved model on a split."""
     if batch_size < 1:
         raise SousaDataError(f"batch_size must be at least 1, got {batch_size}")
     check_model_source(model_dir)
@@ -110,14 +137,12 @@ def evaluate_saved_model(model_dir: str, data: str, split: str = "test", output_
         dataset, skipped = check_audio(dataset, bad_audio, split)
     if len(dataset) == 0:
         raise SousaDataError(f"split {split!r} of {data!r} has no clips left to evaluate after the filters")
-    extra = {"model": model_dir, "data": data}
-    if skipped:
-        extra["skipped_bad_audio"] = {split: {"count": len(skipped), "sample_ids": skipped}}
-    output_dir = output_dir or str(Path(model_dir) / f"eval-{split}")
-    with tempfile.TemporaryDirectory() as scratch:
-        args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none",
-                                 remove_unused_columns=False, dataloader_pin_memory=torch.cuda.is_available(),
-                                 label_names=task_label_names(task.kind))
-        trainer = SousaTrainer(model=model, args=args, data_collator=SousaCollator(adapter),
-                               processing_class=adapter.feature_extractor)
-        return evaluate_split(trainer, dataset, adapter, task, output_dir, split, extra=extra)
+    return model, task, adapter, dataset, skipped
+
+
+def _evaluation_trainer(model, task: SousaTask, adapter: AudioAdapter, batch_size: int, scratch: str) -> SousaTrainer:
+    args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none",
+                             remove_unused_columns=False, dataloader_pin_memory=torch.cuda.is_available(),
+                             label_names=task_label_names(task.kind))
+    return SousaTrainer(model=model, args=args, data_collator=SousaCollator(adapter),
+                        processing_class=adapter.feature_extractor)
