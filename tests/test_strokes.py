@@ -903,6 +903,36 @@ def test_the_sample_rate_benchmark_scores_the_same_clips_at_both_rates(stroke_ru
     assert "| onset_f1_25ms |" in capsys.readouterr().out
 
 
+def test_the_head_average_benchmark_scores_two_saved_heads_and_the_mean_of_their_outputs(
+        stroke_run, synthetic_dir, tmp_path, capsys, monkeypatch):
+    from sousa_hf.evaluation import predict_saved_model
+    from sousa_hf.metrics import task_metrics
+
+    average = load_benchmark("head_average")
+    for head, extra in (("mlp", ()), ("boosted_trees", ("boosted_trees={max_iter: 20, min_samples_leaf: 2}",))):
+        recipe, training = load_recipe(RECIPES / "stroke_statistics.yaml", _stroke_statistics_recipe(
+            stroke_run, synthetic_dir, tmp_path / head, "task=skill4", f"statistics_head={head}",
+            "apply_default_filter=false", *extra))
+        run(recipe, training)
+    # The outputs it averages are the ones the saved model's own report was made of.
+    task, predictions, labels, mask = predict_saved_model(str(tmp_path / "mlp"), str(synthetic_dir), "test")
+    reported = json.loads((tmp_path / "mlp" / "results.json").read_text())["metrics"]
+    assert task_metrics(task, predictions, labels, mask)["balanced_accuracy"] == pytest.approx(
+        reported["balanced_accuracy"])
+    # Classes: the mean of the probabilities, not of the logits, where one model's far-out logit would win alone.
+    sure_of_2, likely_0 = np.array([[0.0, 0.0, 8.0]]), np.array([[3.0, 0.0, -20.0]])
+    assert (sure_of_2 + likely_0).argmax() == 0 and average.mean_output(task, sure_of_2, likely_0).argmax() == 2
+    assert np.exp(average.mean_output(task, sure_of_2, likely_0)).sum() == pytest.approx(1.0)
+    monkeypatch.setattr(sys, "argv", ["head_average.py", str(tmp_path / "mlp"), str(tmp_path / "boosted_trees"),
+                                      "--data", str(synthetic_dir)])
+    average.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| validation", "| test"))]
+    names = (str(tmp_path / "mlp"), str(tmp_path / "boosted_trees"), "mean of the two")
+    assert [row.split(" | ")[0:2] for row in rows] == [[f"| {split}", name] for split in ("validation", "test")
+                                                      for name in names]
+    assert f"balanced_accuracy {reported['balanced_accuracy']:.3f}" in rows[3]
+
+
 @pytest.mark.parametrize("task", ["overall_score", "skill4"])
 def test_a_clip_model_scores_its_stroke_statistics_with_boosted_trees_fitted_on_the_training_split(
         task, stroke_run, synthetic_dir, synthetic_take, tmp_path):
