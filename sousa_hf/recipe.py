@@ -178,7 +178,9 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
     where = "--set per_task" if "per_task" in set_here else f"recipe {str(path)!r}"
     task = set_here.get("task", values.get("task", Recipe.task))
     task_values = task_recipe_values(per_task, task, where)
-    values.update(task_values)
+    for key, value in task_values.items():  # a mapping merges into the file's (one level), as a dotted --set does
+        both_maps = isinstance(value, dict) and isinstance(values.get(key), dict)
+        values[key] = {**values[key], **value} if both_maps else value
     parsed = [(override, key, value) for override, key, value in parsed if key != "per_task"]
     for override, key, value in parsed:
         head, _, entry = key.partition(".")
@@ -202,7 +204,8 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         check_recipe(recipe)
         check_training_values(training)
     except SousaDataError as err:
-        chosen = {key: value for key, value in task_values.items() if values.get(key) == value}
+        set_keys = {key.partition(".")[0] for key in set_here}
+        chosen = {key: values[key] for key in task_values if key not in set_keys and key in str(err)}
         if not chosen:
             raise
         shown = yaml.safe_dump(chosen, default_flow_style=True).strip()
@@ -212,8 +215,9 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def task_recipe_values(per_task: Any, task: str, where: str) -> dict[str, Any]:
-    """A recipe's `per_task` values for `task` (none when it has none for it), every entry checked; `where` names
-    where `per_task` came from, for the errors."""
+    """A recipe's `per_task` values for `task` (none when it has none for it); the task names and keys of every
+    entry are checked here, the values of `task`'s with the rest of the recipe. `where` names where `per_task` came
+    from, for the errors."""
     if per_task is None:
         return {}
     if not isinstance(per_task, dict) or not all(isinstance(v, dict) for v in per_task.values()):

@@ -57,8 +57,10 @@ def test_a_recipes_per_task_values_apply_to_the_task_it_runs_and_a_set_still_win
                     "per_task:\n  rudiment40: {max_steps: 7, length: {max_seconds: 8}}\n  skill4: {max_steps: 9}\n")
     recipe, training = load_recipe(path)
     assert recipe.task == "skill4" and training == {"max_steps": 9}
-    recipe, training = load_recipe(path, ["task=rudiment40", "length.eval_crop=start"])
+    recipe, training = load_recipe(path, ["task=rudiment40"])  # a mapping merges into the file's
     assert training == {"max_steps": 7} and recipe.length == {"max_seconds": 8, "eval_crop": "start"}
+    recipe, _ = load_recipe(path, ["task=rudiment40", "length.eval_crop=center"])
+    assert recipe.length == {"max_seconds": 8, "eval_crop": "center"}
     _, training = load_recipe(path, ["task=rudiment40", "max_steps=3"])
     assert training == {"max_steps": 3}
     recipe, training = load_recipe(path, ["task=overall_score"])  # no values for it: the file's
@@ -84,6 +86,13 @@ def test_the_stroke_statistics_recipe_runs_each_task_with_the_options_chosen_for
     recipe, _ = load_recipe(path, ["task=skill_binary", "use_tempo=false", "rhythm_patterns=false",
                                    "pattern_evidence=false"])
     assert not recipe.pattern_evidence
+    # Nor is a value blamed on it that the command set, or an error about another key.
+    with pytest.raises(SousaDataError) as refused:
+        load_recipe(path, ["task=skill_binary", "rhythm_patterns=false", "pattern_evidence=true"])
+    assert "per_task" not in str(refused.value)
+    with pytest.raises(SousaDataError) as refused:
+        load_recipe(path, ["task=skill_binary", "learning_rate=-1"])
+    assert "learning_rate" in str(refused.value) and "per_task" not in str(refused.value)
 
 
 @pytest.mark.parametrize("per_task, message", [
