@@ -144,13 +144,18 @@ def with_per_task_values_pinned(row: dict) -> dict:
     a task is the row that names those options)."""
     recipe = yaml.safe_load((ROOT / "recipes" / row["recipe"]).read_text())
     per_task = (recipe.get("per_task") or {}).get(row["task"]) or {}
-    named = {override.partition("=")[0] for override in row["set"]}
+    named = {override.partition("=")[0].partition(".")[0] for override in row["set"]}
     pinned = []
     for key in per_task:
         if key not in named:
-            value = recipe.get(key, getattr(Recipe(), key))
-            pinned.append(f"{key}={value if isinstance(value, str) else json.dumps(value)}")
+            value = recipe[key] if key in recipe else getattr(Recipe(), key)  # a Recipe key the file leaves out
+            pinned.append(f"{key}={override_value(value)}")
     return {**row, "set": [*row["set"], *pinned]} if pinned else row
+
+
+def override_value(value) -> str:
+    """`value` as `--set key=VALUE` takes it: one line of YAML (PyYAML ends a lone scalar with `...`)."""
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
 
 
 def measured_with(row: dict, root: Path, done: dict) -> str:
