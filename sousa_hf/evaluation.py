@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModel, TrainingArguments
+from transformers import AutoConfig, AutoModel, TrainingArguments
 
 from .adapters import AudioAdapter, get_adapter
 from .adapters.collator import SousaCollator
@@ -102,9 +102,9 @@ def predict_saved_model(model_dir: str, data: str, split: str = "test", batch_si
                         ) -> tuple[SousaTask, np.ndarray, np.ndarray, np.ndarray | None]:
     """A saved clip model's outputs on a split, prepared as `evaluate_saved_model` prepares it: `(task, logits or
     0-1 predictions, labels, labels_mask or None)`, in the split's order, for `metrics.task_metrics`."""
-    model, task, adapter, dataset, _ = _saved_model_and_split(model_dir, data, split, batch_size, None, "error")
-    if task.kind == "strokes":
+    if getattr(AutoConfig.from_pretrained(model_dir), "task", None) == "strokes":
         raise SousaDataError(f"{model_dir!r} transcribes strokes; predict_saved_model gives a clip model's outputs")
+    model, task, adapter, dataset, _ = _saved_model_and_split(model_dir, data, split, batch_size, None, "error")
     with tempfile.TemporaryDirectory() as scratch:
         trainer = _evaluation_trainer(model, task, adapter, batch_size, scratch)
         output = trainer.predict(prepare_inputs(dataset, adapter))

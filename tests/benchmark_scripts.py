@@ -13,7 +13,7 @@ def load_benchmark(name: str):
     """`benchmarks/{name}.py` as a module, importing its neighbours as it does when run as a script (Python puts a
     script's folder on the path)."""
     if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
+        sys.path.append(str(BENCHMARKS))  # last: a benchmark's name never shadows an installed module
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -931,6 +931,8 @@ def test_the_head_average_benchmark_scores_two_saved_heads_and_the_mean_of_their
     assert [row.split(" | ")[0:2] for row in rows] == [[f"| {split}", name] for split in ("validation", "test")
                                                       for name in names]
     assert f"balanced_accuracy {reported['balanced_accuracy']:.3f}" in rows[3]
+    with pytest.raises(SousaDataError, match="transcribes strokes"):
+        predict_saved_model(str(stroke_run), str(synthetic_dir), "test")
 
 
 @pytest.mark.parametrize("task", ["overall_score", "skill4"])
