@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from scipy.special import softmax
 
 from sousa_hf.evaluation import predict_saved_model
 from sousa_hf.metrics import task_metrics
@@ -22,15 +23,10 @@ SHOWN = {"classification": ("balanced_accuracy", "accuracy"), "regression": ("r2
          "multitask": ("r2", "r2_overall_score")}
 
 
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def mean_output(task, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """The two models' mean output, in the form `task_metrics` reads (for classification, log-probabilities)."""
     if task.kind == "classification":
-        return np.log((probabilities(first) + probabilities(second)) / 2)
+        return np.log((softmax(first, axis=-1) + softmax(second, axis=-1)) / 2)
     return (first + second) / 2
 
 

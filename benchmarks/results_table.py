@@ -27,6 +27,7 @@ table it prints is the README's (`--print-only` prints it from `OUT/table.json` 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import re
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from sousa_hf.recipe import Recipe
+from sousa_hf.recipe import Recipe, task_recipe_values
 
 TASKS = ("skill4", "skill_binary", "overall_score", "multitask", "rudiment40", "strokes")
 # What each task's row shows: its main metric first.
@@ -142,8 +143,8 @@ def with_per_task_values_pinned(row: dict) -> dict:
     """The row, with the values its recipe's `per_task` chooses for its task that the row does not set itself put
     back to the file's own, so that a row measures the options its name says and no more (the recipe's choice for
     a task is the row that names those options)."""
-    recipe = yaml.safe_load((ROOT / "recipes" / row["recipe"]).read_text())
-    per_task = (recipe.get("per_task") or {}).get(row["task"]) or {}
+    recipe = recipe_file(row["recipe"])
+    per_task = task_recipe_values(recipe.get("per_task"), row["task"], f"recipes/{row['recipe']}")
     named = {override.partition("=")[0].partition(".")[0] for override in row["set"]}
     pinned = []
     for key in per_task:
@@ -151,6 +152,12 @@ def with_per_task_values_pinned(row: dict) -> dict:
             value = recipe[key] if key in recipe else getattr(Recipe(), key)  # a Recipe key the file leaves out
             pinned.append(f"{key}={override_value(value)}")
     return {**row, "set": [*row["set"], *pinned]} if pinned else row
+
+
+@functools.cache
+def recipe_file(name: str) -> dict:
+    """`recipes/{name}` as written (read once however many rows take it)."""
+    return yaml.safe_load((ROOT / "recipes" / name).read_text())
 
 
 def override_value(value) -> str:
